@@ -1,0 +1,44 @@
+// A small seeded PRNG for test data and reference computations (mulberry32).
+// Not the GPU sampler's RNG: that one is counter-based (see kernels/sampling.wgsl).
+
+export class Rng {
+  #state: number;
+
+  constructor(seed: number) {
+    this.#state = seed >>> 0;
+  }
+
+  /** Uniform in [0, 1). */
+  next(): number {
+    let t = (this.#state = (this.#state + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** Standard normal (Box–Muller). */
+  normal(): number {
+    const u = 1 - this.next();
+    const v = this.next();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  }
+
+  /** Integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+
+  /** `count` normals times `scale`, as f32. */
+  normals(count: number, scale = 1): Float32Array {
+    const out = new Float32Array(count);
+    for (let i = 0; i < count; i++) out[i] = this.normal() * scale;
+    return out;
+  }
+
+  /** `count` uniforms in [lo, hi), as f32. */
+  uniforms(count: number, lo = -1, hi = 1): Float32Array {
+    const out = new Float32Array(count);
+    for (let i = 0; i < count; i++) out[i] = lo + (hi - lo) * this.next();
+    return out;
+  }
+}
