@@ -1,0 +1,70 @@
+// The command line: one file per subcommand; this file only dispatches and turns
+// user-facing errors into one line on stderr and an exit code.
+
+import { UserError } from "../gpu/errors.ts";
+import { VERSION } from "../version.ts";
+import { demo, demoHelp } from "./demo.ts";
+import { info, infoHelp } from "./info.ts";
+import { selfcheck, selfcheckHelp } from "./selfcheck.ts";
+
+interface Command {
+  run: (args: string[]) => Promise<number>;
+  help: string;
+  summary: string;
+}
+
+const COMMANDS: Record<string, Command> = {
+  info: { run: info, help: infoHelp, summary: "show the GPU adapter, backend, limits, features" },
+  selfcheck: {
+    run: selfcheck,
+    help: selfcheckHelp,
+    summary: "check every kernel against its TypeScript reference",
+  },
+  demo: { run: demo, help: demoHelp, summary: "run the demo (adapter, kernel self-check)" },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const list = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return [
+    `rmt ${VERSION} — Reinforcement Mid-Training on WebGPU`,
+    "",
+    "usage: rmt COMMAND [options]    (rmt COMMAND --help for its options)",
+    "",
+    "commands:",
+    ...list,
+    "",
+    "  --version  print the version",
+  ].join("\n");
+}
+
+export async function main(args: string[]): Promise<number> {
+  const [name, ...rest] = args;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    console.log(usage());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === "--version") {
+    console.log(`rmt ${VERSION}`);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`rmt: unknown command '${name}' (try rmt --help)`);
+    return 2;
+  }
+  try {
+    return await command.run(rest);
+  } catch (e) {
+    if (e instanceof UserError) {
+      console.error(`rmt ${name}: ${e.message}`);
+      return e.exitCode;
+    }
+    // parseArgs reports unknown or malformed options with a code: a user error too.
+    if (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS")) {
+      console.error(`rmt ${name}: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+}
