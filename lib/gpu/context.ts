@@ -42,6 +42,8 @@ export class GpuContext {
   #errors: string[] = [];
   #lost: string | null = null;
   #lastAllocation = 0;
+  /** Staging buffers to destroy once the command buffer that reads them is submitted. */
+  #afterSubmit: GPUBuffer[] = [];
   /** Counters a benchmark can report. */
   readonly counts = { dispatches: 0, submits: 0, readbacks: 0 };
 
@@ -99,13 +101,37 @@ export class GpuContext {
     return new Tensor(this, this.pool.acquire(bytes), shape, dtype);
   }
 
-  /** A tensor holding `data`, written through the queue (ordered before the next submit). */
+  /**
+   * A tensor holding `data`, in recording order: dispatches recorded before see the old
+   * contents of the (possibly reused) buffer, dispatches recorded after see `data`.
+   *
+   * queue.writeBuffer alone would be wrong while commands are being recorded: it runs at
+   * submit time *before* the whole command buffer, so it could overwrite a pooled buffer
+   * that an earlier recorded dispatch still reads. Then the data goes through a staging
+   * buffer and a recorded copy instead.
+   */
   upload<D extends DType>(data: TypedArrayOf<D>, shape: readonly number[], dtype: D): Tensor<D> {
     if (data.length !== numel(shape)) {
       throw new Error(`upload: ${data.length} values for shape [${shape.join(", ")}]`);
     }
     const t = this.empty(shape, dtype);
-    if (data.length > 0) this.device.queue.writeBuffer(t.buffer, 0, data);
+    if (data.length === 0) return t;
+    if (!this.#encoder) {
+      this.device.queue.writeBuffer(t.buffer, 0, data);
+      return t;
+    }
+    const staging = this.device.createBuffer({
+      size: data.byteLength,
+      usage: GPUBufferUsage.COPY_SRC,
+      mappedAtCreation: true,
+    });
+    new Uint8Array(staging.getMappedRange()).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+    staging.unmap();
+    this.#endPass();
+    this.#encoder.copyBufferToBuffer(staging, 0, t.buffer, 0, data.byteLength);
+    this.#afterSubmit.push(staging);
     return t;
   }
 
@@ -204,6 +230,8 @@ export class GpuContext {
     this.#uniforms.flush(this.device.queue);
     this.device.queue.submit([this.#encoder.finish()]);
     this.#encoder = null;
+    for (const b of this.#afterSubmit) b.destroy(); // freed by wgpu once the GPU is done
+    this.#afterSubmit = [];
     this.counts.submits++;
   }
 

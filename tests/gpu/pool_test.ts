@@ -100,3 +100,17 @@ Deno.test("gpu: a GPU validation error surfaces as a clear GpuError at the next 
   }
   check(message.startsWith("GPU error"), `expected a GpuError, got '${message}'`);
 });
+
+Deno.test("gpu: an upload into a reused buffer does not overtake earlier recorded work", async () => {
+  const ctx = await testGpu();
+  const a = ctx.f32(new Float32Array(64).fill(1));
+  const copyOfA = ctx.empty([64], "f32");
+  ctx.copy(a, copyOfA); // recorded, not yet submitted: reads a
+  a.release();
+  const b = ctx.f32(new Float32Array(64).fill(2)); // may get a's buffer from the pool
+  const [before, after] = await ctx.readMany([copyOfA, b]);
+  assertBitEqual(before, new Float32Array(64).fill(1), "the earlier copy saw the old data");
+  assertBitEqual(after, new Float32Array(64).fill(2), "the upload landed");
+  copyOfA.release();
+  b.release();
+});
