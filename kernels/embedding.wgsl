@@ -1,0 +1,71 @@
+// Token embedding: a row gather, and its backward as a deterministic scatter-add.
+//
+//   forward:   out[n, d] = table[min(ids[n], V − 1), d]
+//              ids: [N] u32, table: [V, D] f32, out: [N, D] f32.
+//              An id ≥ V cannot raise an error from the GPU: it is clamped to V − 1. The
+//              model validates ids on the host before they reach the GPU.
+//
+//   backward:  dTable[v, d] += Σ_{n : ids[n] = v} dOut[n, d]
+//              dOut: [N, D], dTable: [V, D] (accumulated in place).
+//              No float atomics: the host builds an inverse index of the ids (CSR form),
+//                unique_ids: [U]    the distinct ids, ascending
+//                offsets:    [U + 1] positions of unique_ids[u] are
+//                positions:  [N]    positions[offsets[u] .. offsets[u + 1]), ascending
+//              and one workgroup per distinct id sums its dOut rows in that fixed order,
+//              then adds the sum to dTable's row once. Each dTable element has exactly one
+//              writer, so reruns are bit-identical; the cost is O(N·D), independent of V.
+
+override WORKGROUP_SIZE: u32 = 256u; // forward: threads per workgroup; backward: threads across D
+
+struct Params {
+  count: u32, // forward: N·D elements; backward: U distinct ids
+  dim: u32,   // D
+  vocab: u32, // V
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+
+// ---- forward: one thread per output element -----------------------------------------
+
+@group(0) @binding(1) var<storage, read> ids: array<u32>;
+@group(0) @binding(2) var<storage, read> table: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn embedding_forward(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(num_workgroups) groups: vec3<u32>,
+) {
+  let i = gid.x + gid.y * groups.x * WORKGROUP_SIZE;
+  if (i >= params.count) { return; }
+  let n = i / params.dim;
+  let d = i - n * params.dim;
+  let id = min(ids[n], params.vocab - 1u);
+  out[i] = table[id * params.dim + d];
+}
+
+// ---- backward: one workgroup per distinct id, threads across D ------------------------
+
+@group(0) @binding(1) var<storage, read> d_out: array<f32>;
+@group(0) @binding(2) var<storage, read> unique_ids: array<u32>;
+@group(0) @binding(3) var<storage, read> offsets: array<u32>;
+@group(0) @binding(4) var<storage, read> positions: array<u32>;
+@group(0) @binding(5) var<storage, read_write> d_table: array<f32>;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn embedding_backward(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) groups: vec3<u32>,
+  @builtin(local_invocation_index) tid: u32,
+) {
+  let u = wid.x + wid.y * groups.x;
+  if (u >= params.count) { return; }
+  let row = unique_ids[u] * params.dim;
+  let first = offsets[u];
+  let last = offsets[u + 1u];
+  for (var d = tid; d < params.dim; d += WORKGROUP_SIZE) {
+    var acc = 0.0;
+    for (var p = first; p < last; p++) { acc += d_out[positions[p] * params.dim + d]; }
+    d_table[row + d] += acc;
+  }
+}

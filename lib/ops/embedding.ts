@@ -1,0 +1,200 @@
+// Token embedding: gather rows of a [V, D] table by id, and the deterministic backward
+// (kernels/embedding.wgsl).
+//
+// The backward needs no float atomics: training batches come from the host, so the host
+// groups the positions by id into an inverse index (CSR: distinct ids, offsets, positions)
+// and the GPU sums each id's dOut rows in that fixed order. Usage per step:
+//
+//   const index = uploadEmbeddingGradIndex(ctx, idsHost, vocab);  // host ids, [N]
+//   embeddingBackward(ctx, dOut, index, dTable);                    // dTable += scatter(dOut)
+//   ctx.submit();
+//   index.release();                                                // only after the submit
+//
+// Tied embeddings: lm_head's weight gradient can be added into the same dTable.
+
+import type { GpuContext } from "../gpu/context.ts";
+import { Params } from "../gpu/params.ts";
+import { shapeString, type Tensor } from "../gpu/tensor.ts";
+import source from "../../kernels/embedding.wgsl" with { type: "text" };
+
+const FORWARD_WORKGROUP_SIZE = 256;
+/** Threads across D per distinct id; the grid's parallelism comes from the ids. */
+const BACKWARD_WORKGROUP_SIZE = 64;
+
+const forwardKernel = {
+  name: "embedding",
+  source,
+  entry: "embedding_forward",
+  constants: { WORKGROUP_SIZE: FORWARD_WORKGROUP_SIZE },
+};
+const backwardKernel = {
+  name: "embedding",
+  source,
+  entry: "embedding_backward",
+  constants: { WORKGROUP_SIZE: BACKWARD_WORKGROUP_SIZE },
+};
+
+function tableShape(op: string, table: Tensor<"f32">): { vocab: number; dim: number } {
+  if (table.shape.length !== 2 || table.dtype !== "f32" || table.shape[0] === 0) {
+    throw new Error(
+      `${op}: table must be f32 [V, D] with V ≥ 1 (got ${table.dtype} ` +
+        `${shapeString(table.shape)})`,
+    );
+  }
+  return { vocab: table.shape[0], dim: table.shape[1] };
+}
+
+/**
+ * ids: [...] u32 (any shape, e.g. [B, T]), table: [V, D] → out: [..., D],
+ * out[n] = table[ids[n]]. An id ≥ V reads row V − 1 (the GPU cannot throw): validate
+ * ids on the host first.
+ */
+export function embedding(
+  ctx: GpuContext,
+  ids: Tensor<"u32">,
+  table: Tensor<"f32">,
+): Tensor<"f32"> {
+  const { vocab, dim } = tableShape("embedding", table);
+  if (ids.dtype !== "u32") throw new Error(`embedding: ids must be u32 (got ${ids.dtype})`);
+  const out = ctx.empty([...ids.shape, dim], "f32");
+  const count = ids.size * dim;
+  ctx.dispatch(forwardKernel, {
+    params: new Params().u32(count).u32(dim).u32(vocab),
+    tensors: [ids, table, out],
+    workgroups: ctx.groupsFor(count, FORWARD_WORKGROUP_SIZE),
+  });
+  return out;
+}
+
+/** The positions of a batch grouped by id (CSR), built on the host from the batch's ids. */
+export interface EmbeddingGradIndex {
+  /** V: every id is < vocab. */
+  vocab: number;
+  /** The distinct ids, ascending: [U]. */
+  uniqueIds: Uint32Array<ArrayBuffer>;
+  /** [U + 1]: the positions of uniqueIds[u] are positions[offsets[u] .. offsets[u + 1]). */
+  offsets: Uint32Array<ArrayBuffer>;
+  /** [N]: positions 0..N−1 sorted by (id, position). */
+  positions: Uint32Array<ArrayBuffer>;
+}
+
+/**
+ * Groups positions by id: O(N log N), independent of the vocabulary size. Throws on an
+ * id ≥ vocab (ids are host data here, so this is where they are validated).
+ */
+export function buildEmbeddingGradIndex(
+  ids: ArrayLike<number>,
+  vocab: number,
+): EmbeddingGradIndex {
+  const count = ids.length;
+  // Sort keys id·N + position: exact in f64 (V·N < 2^53) and ordered by (id, position).
+  const keys = new Float64Array(count);
+  for (let p = 0; p < count; p++) {
+    const id = ids[p];
+    if (!Number.isInteger(id) || id < 0 || id >= vocab) {
+      throw new Error(`embedding index: id ${id} at position ${p} is outside [0, ${vocab})`);
+    }
+    keys[p] = id * count + p;
+  }
+  keys.sort();
+  const positions = new Uint32Array(count);
+  const unique: number[] = [];
+  const offsets: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const id = Math.floor(keys[i] / count);
+    positions[i] = keys[i] - id * count;
+    if (unique.length === 0 || unique[unique.length - 1] !== id) {
+      unique.push(id);
+      offsets.push(i);
+    }
+  }
+  offsets.push(count);
+  return {
+    vocab,
+    uniqueIds: Uint32Array.from(unique),
+    offsets: Uint32Array.from(offsets),
+    positions,
+  };
+}
+
+/** An EmbeddingGradIndex on the GPU. Release it only after the submit that uses it. */
+export interface EmbeddingGradIndexGpu {
+  vocab: number;
+  /** N: the number of positions (rows of dOut). */
+  count: number;
+  /** U: the number of distinct ids. */
+  uniqueCount: number;
+  uniqueIds: Tensor<"u32">;
+  offsets: Tensor<"u32">;
+  positions: Tensor<"u32">;
+  release(): void;
+}
+
+/**
+ * Builds the inverse index of `ids` (host, [N]) and uploads it. The upload is a queue
+ * write, which lands before anything recorded in the current encoder runs: release the
+ * index only after the submit that runs embeddingBackward (releasing it earlier would let
+ * a later upload into the same pooled buffer overwrite it first).
+ */
+export function uploadEmbeddingGradIndex(
+  ctx: GpuContext,
+  ids: ArrayLike<number>,
+  vocab: number,
+): EmbeddingGradIndexGpu {
+  const index = buildEmbeddingGradIndex(ids, vocab);
+  const uniqueIds = ctx.upload(index.uniqueIds, [index.uniqueIds.length], "u32");
+  const offsets = ctx.upload(index.offsets, [index.offsets.length], "u32");
+  const positions = ctx.upload(index.positions, [index.positions.length], "u32");
+  return {
+    vocab,
+    count: ids.length,
+    uniqueCount: index.uniqueIds.length,
+    uniqueIds,
+    offsets,
+    positions,
+    release() {
+      uniqueIds.release();
+      offsets.release();
+      positions.release();
+    },
+  };
+}
+
+/**
+ * dOut: [..., D] with N rows (N = index.count), dTable: [V, D] (V = index.vocab):
+ * dTable[v] += Σ_{n : ids[n] = v} dOut[n], summed in ascending position order, then added
+ * once. Accumulates in place (zero dTable first for a fresh gradient); deterministic.
+ */
+export function embeddingBackward(
+  ctx: GpuContext,
+  dOut: Tensor<"f32">,
+  index: EmbeddingGradIndexGpu,
+  dTable: Tensor<"f32">,
+): void {
+  const { vocab, dim } = tableShape("embeddingBackward", dTable);
+  if (vocab !== index.vocab) {
+    throw new Error(
+      `embeddingBackward: dTable ${shapeString(dTable.shape)} has ${vocab} rows but the ` +
+        `index was built for vocab ${index.vocab}`,
+    );
+  }
+  const dOutDim = dOut.shape[dOut.shape.length - 1];
+  if (dOut.dtype !== "f32" || dOut.shape.length < 1 || dOutDim !== dim) {
+    throw new Error(
+      `embeddingBackward: dOut ${dOut.dtype} ${shapeString(dOut.shape)} must ` +
+        `be f32 [..., ${dim}] like dTable ${shapeString(dTable.shape)}`,
+    );
+  }
+  if (dOut.size !== index.count * dim) {
+    throw new Error(
+      `embeddingBackward: dOut ${shapeString(dOut.shape)} has ` +
+        `${dim === 0 ? 0 : dOut.size / dim} rows but the index has ${index.count} positions`,
+    );
+  }
+  if (dim === 0) return;
+  ctx.dispatch(backwardKernel, {
+    params: new Params().u32(index.uniqueCount).u32(dim).u32(vocab),
+    tensors: [dOut, index.uniqueIds, index.offsets, index.positions, dTable],
+    workgroups: ctx.groupsFor(index.uniqueCount, 1),
+  });
+}

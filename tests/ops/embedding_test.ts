@@ -1,0 +1,147 @@
+import * as gpuOps from "../../lib/ops/embedding.ts";
+import * as ref from "../../lib/ref/embedding.ts";
+import { assertBitEqual, assertClose, finiteDifference, Rng, testGpu } from "../helpers.ts";
+
+function randomIds(rng: Rng, count: number, vocab: number): Uint32Array<ArrayBuffer> {
+  const ids = new Uint32Array(count);
+  for (let i = 0; i < count; i++) ids[i] = rng.int(vocab);
+  return ids;
+}
+
+// (N positions, V vocab, D dim): sizes 1, primes, heavy repetition (V = 2), a big vocab.
+const CASES: [number, number, number][] = [
+  [1, 1, 1],
+  [3, 2, 7],
+  [37, 17, 64],
+  [1000, 2, 7],
+  [1000, 50_257, 1],
+  [257, 151_936, 7],
+  [4096, 1000, 64],
+];
+
+Deno.test("embedding: forward gathers rows exactly", async () => {
+  const ctx = await testGpu();
+  const rng = new Rng(31);
+  for (const [n, vocab, dim] of CASES) {
+    const ids = randomIds(rng, n, vocab);
+    const table = rng.normals(vocab * dim);
+    const idsT = ctx.u32(ids);
+    const tableT = ctx.f32(table, [vocab, dim]);
+    const out = gpuOps.embedding(ctx, idsT, tableT);
+    if (out.shape.join() !== `${n},${dim}`) throw new Error(`shape ${out.shape}`);
+    assertBitEqual(await ctx.read(out), ref.embedding(ids, table, dim), `N=${n} V=${vocab}`);
+    for (const t of [idsT, tableT, out]) t.release();
+  }
+});
+
+Deno.test("embedding: ids keep their shape; out-of-range ids read the last row", async () => {
+  const ctx = await testGpu();
+  const table = [0, 1, 10, 11, 20, 21]; // V = 3, D = 2
+  const idsT = ctx.u32([2, 0, 3, 0xffffffff], [2, 2]);
+  const tableT = ctx.f32(table, [3, 2]);
+  const out = gpuOps.embedding(ctx, idsT, tableT);
+  if (out.shape.join() !== "2,2,2") throw new Error(`shape ${out.shape}`);
+  assertBitEqual(await ctx.read(out), [20, 21, 0, 1, 20, 21, 20, 21], "clamped gather");
+  for (const t of [idsT, tableT, out]) t.release();
+});
+
+Deno.test("embedding: the inverse index groups positions by id, in order", () => {
+  const index = gpuOps.buildEmbeddingGradIndex([5, 1, 5, 0, 1, 5], 6);
+  assertBitEqual(index.uniqueIds, [0, 1, 5], "unique ids");
+  assertBitEqual(index.offsets, [0, 1, 3, 6], "offsets");
+  assertBitEqual(index.positions, [3, 1, 4, 0, 2, 5], "positions");
+
+  const empty = gpuOps.buildEmbeddingGradIndex([], 10);
+  assertBitEqual(empty.uniqueIds, [], "empty unique");
+  assertBitEqual(empty.offsets, [0], "empty offsets");
+
+  // Against a naive grouping on random ids with a big vocabulary.
+  const rng = new Rng(32);
+  const ids = randomIds(rng, 5000, 151_936);
+  const big = gpuOps.buildEmbeddingGradIndex(ids, 151_936);
+  const groups = new Map<number, number[]>();
+  ids.forEach((id, p) => groups.set(id, [...(groups.get(id) ?? []), p]));
+  const sortedIds = [...groups.keys()].sort((a, b) => a - b);
+  assertBitEqual(big.uniqueIds, sortedIds, "unique ids (random)");
+  assertBitEqual(big.positions, sortedIds.flatMap((id) => groups.get(id)!), "positions");
+  assertBitEqual(
+    big.offsets.slice(1).map((o, u) => o - big.offsets[u]),
+    sortedIds.map((id) => groups.get(id)!.length),
+    "group sizes",
+  );
+
+  for (const bad of [[3, 10], [-1], [1.5]]) {
+    let threw = false;
+    try {
+      gpuOps.buildEmbeddingGradIndex(bad, 10);
+    } catch {
+      threw = true;
+    }
+    if (!threw) throw new Error(`ids ${bad} must be rejected`);
+  }
+});
+
+Deno.test("embedding: backward accumulates into dTable; reruns are bit-identical", async () => {
+  const ctx = await testGpu();
+  const rng = new Rng(33);
+  for (const [n, vocab, dim] of CASES) {
+    const ids = randomIds(rng, n, vocab);
+    const dOut = rng.normals(n * dim);
+    const dTableIn = rng.normals(vocab * dim, 0.1);
+    const dOutT = ctx.f32(dOut, [n, dim]);
+    const dTable = ctx.f32(dTableIn, [vocab, dim]);
+    const fresh1 = ctx.zeros([vocab, dim], "f32");
+    const fresh2 = ctx.zeros([vocab, dim], "f32");
+    const index = gpuOps.uploadEmbeddingGradIndex(ctx, ids, vocab);
+    gpuOps.embeddingBackward(ctx, dOutT, index, dTable);
+    gpuOps.embeddingBackward(ctx, dOutT, index, fresh1);
+    gpuOps.embeddingBackward(ctx, dOutT, index, fresh2);
+    const [acc, g1, g2] = await ctx.readMany([dTable, fresh1, fresh2]);
+    index.release();
+    // Each row sums at most N values in f32 (sequentially): tolerance from Σ|dOut|.
+    const tol = { rtol: 1e-5, atol: 2e-7 * Math.sqrt(n) * Math.max(1, n / vocab) };
+    assertClose(acc, ref.embeddingBackward(dOut, ids, dTableIn, dim), tol, `N=${n} V=${vocab}`);
+    assertClose(g1, ref.embeddingBackward(dOut, ids, new Float32Array(vocab * dim), dim), tol);
+    assertBitEqual(g2, g1, `rerun N=${n} V=${vocab} D=${dim}`);
+    for (const t of [dOutT, dTable, fresh1, fresh2]) t.release();
+  }
+});
+
+Deno.test("embedding: backward checks its shapes", async () => {
+  const ctx = await testGpu();
+  const index = gpuOps.uploadEmbeddingGradIndex(ctx, [1, 2, 3], 4);
+  const bad: [number[], number[]][] = [
+    [[3, 5], [5, 5]], // vocab 5 ≠ index's 4
+    [[3, 4], [4, 5]], // D differs
+    [[2, 5], [4, 5]], // 2 rows for 3 positions
+  ];
+  for (const [dOutShape, tableShape] of bad) {
+    const dOut = ctx.zeros(dOutShape, "f32");
+    const dTable = ctx.zeros(tableShape, "f32");
+    let threw = false;
+    try {
+      gpuOps.embeddingBackward(ctx, dOut, index, dTable);
+    } catch {
+      threw = true;
+    }
+    if (!threw) throw new Error(`dOut ${dOutShape}, dTable ${tableShape} must be rejected`);
+    dOut.release();
+    dTable.release();
+  }
+  await ctx.sync();
+  index.release();
+});
+
+Deno.test("embedding: reference backward agrees with finite differences", () => {
+  const rng = new Rng(34);
+  const ids = [2, 0, 2, 3, 2];
+  const vocab = 4;
+  const dim = 3;
+  const table = rng.normals(vocab * dim);
+  const w = rng.normals(ids.length * dim);
+  // f(table) = Σ w ⊙ embedding(ids, table); its gradient is the scatter-add of w.
+  const f = (t: Float64Array) => ref.embedding(ids, t, dim).reduce((a, v, i) => a + v * w[i], 0);
+  const numeric = finiteDifference(f, table);
+  const analytic = ref.embeddingBackward(w, ids, new Float64Array(vocab * dim), dim);
+  assertClose(analytic, numeric, { rtol: 1e-6, atol: 1e-8 }, "embedding FD");
+});
