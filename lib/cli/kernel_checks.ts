@@ -2,9 +2,26 @@
 // the TypeScript reference. Each returns its worst error relative to its tolerance.
 
 import type { GpuContext } from "../gpu/context.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import * as activation from "../ops/activation.ts";
+import * as crossEntropy from "../ops/cross_entropy.ts";
 import * as elementwise from "../ops/elementwise.ts";
+import * as embedding from "../ops/embedding.ts";
+import * as norm from "../ops/norm.ts";
+import * as reduce from "../ops/reduce.ts";
+import * as rope from "../ops/rope.ts";
+import * as sampling from "../ops/sampling.ts";
+import * as softmax from "../ops/softmax.ts";
+import * as activationRef from "../ref/activation.ts";
+import * as crossEntropyRef from "../ref/cross_entropy.ts";
 import * as elementwiseRef from "../ref/elementwise.ts";
+import * as embeddingRef from "../ref/embedding.ts";
+import * as normRef from "../ref/norm.ts";
 import { Rng } from "../ref/random.ts";
+import * as reduceRef from "../ref/reduce.ts";
+import * as ropeRef from "../ref/rope.ts";
+import * as samplingRef from "../ref/sampling.ts";
+import * as softmaxRef from "../ref/softmax.ts";
 
 export interface KernelCheck {
   name: string;
@@ -20,10 +37,18 @@ export function worstError(
 ): number {
   let worst = 0;
   for (let i = 0; i < expected.length; i++) {
-    const e = Math.abs(actual[i] - expected[i]) / (atol + rtol * Math.abs(expected[i]));
+    const diff = Math.abs(actual[i] - expected[i]);
+    const e = diff === 0 ? 0 : diff / (atol + rtol * Math.abs(expected[i]));
     worst = Number.isNaN(e) ? Infinity : Math.max(worst, e);
   }
   return worst;
+}
+
+/** Reads the tensors in one map, releases them, and returns the data. */
+async function readAndRelease(ctx: GpuContext, tensors: Tensor[]) {
+  const data = await ctx.readMany(tensors);
+  for (const t of tensors) t.release();
+  return data;
 }
 
 export const KERNEL_CHECKS: KernelCheck[] = [
@@ -43,6 +68,136 @@ export const KERNEL_CHECKS: KernelCheck[] = [
         worstError(gotSum, elementwiseRef.add(a, b), 1e-6, 1e-7),
         worstError(gotScaled, elementwiseRef.scale(a, 0.5), 1e-6, 1e-7),
       );
+    },
+  },
+  {
+    name: "rmsnorm forward + backward",
+    run: async (ctx, seed) => {
+      const rng = new Rng(seed);
+      const [rows, dim] = [37, 131];
+      const x = rng.normals(rows * dim);
+      const w = rng.normals(dim);
+      const dy = rng.normals(rows * dim);
+      const tx = ctx.f32(x, [rows, dim]);
+      const tw = ctx.f32(w);
+      const tdy = ctx.f32(dy, [rows, dim]);
+      const fwd = norm.rmsNorm(ctx, tx, tw, 1e-6);
+      const bwd = norm.rmsNormBackward(ctx, tx, tw, fwd.rstd, tdy);
+      const [y, dx, dw] = await readAndRelease(ctx, [
+        fwd.y,
+        fwd.rstd,
+        bwd.dx,
+        bwd.dWeight,
+        tx,
+        tw,
+        tdy,
+      ])
+        .then((d) => [d[0], d[2], d[3]]);
+      const ref = normRef.rmsNorm(x, w, rows, dim, 1e-6);
+      const grads = normRef.rmsNormBackward(x, w, dy, rows, dim, 1e-6);
+      return Math.max(
+        worstError(y, ref.y, 1e-4, 1e-5),
+        worstError(dx, grads.dx, 1e-4, 1e-5),
+        worstError(dw, grads.dWeight, 1e-4, 1e-4),
+      );
+    },
+  },
+  {
+    name: "rope (theta 1e6)",
+    run: async (ctx, seed) => {
+      const rng = new Rng(seed);
+      const shape = { batch: 2, time: 13, heads: 3, headDim: 64 };
+      const x = rng.normals(2 * 13 * 3 * 64);
+      const positions = Int32Array.from({ length: 26 }, (_, i) => (i % 13) * 37);
+      const tx = ctx.f32(x, [2, 13, 3, 64]);
+      const tp = ctx.i32(positions, [2, 13]);
+      const out = rope.rope(ctx, tx, tp, { theta: 1e6 });
+      const [got] = await readAndRelease(ctx, [out, tx, tp]);
+      return worstError(got, ropeRef.rope(x, positions, shape, 1e6), 1e-4, 1e-5);
+    },
+  },
+  {
+    name: "swiglu + gelu",
+    run: async (ctx, seed) => {
+      const rng = new Rng(seed);
+      const gate = rng.normals(1003, 3);
+      const up = rng.normals(1003);
+      const tg = ctx.f32(gate);
+      const tu = ctx.f32(up);
+      const sw = activation.swiglu(ctx, tg, tu);
+      const ge = activation.gelu(ctx, tg, "erf");
+      const [gotSw, gotGe] = await readAndRelease(ctx, [sw, ge, tg, tu]);
+      return Math.max(
+        worstError(gotSw, activationRef.swiglu(gate, up), 1e-5, 1e-6),
+        worstError(gotGe, activationRef.gelu(gate, "erf"), 1e-5, 1e-6),
+      );
+    },
+  },
+  {
+    name: "embedding forward",
+    run: async (ctx, seed) => {
+      const rng = new Rng(seed);
+      const [vocab, dim] = [97, 33];
+      const table = rng.normals(vocab * dim);
+      const ids = Uint32Array.from({ length: 41 }, () => rng.int(vocab));
+      const tt = ctx.f32(table, [vocab, dim]);
+      const ti = ctx.u32(ids);
+      const out = embedding.embedding(ctx, ti, tt);
+      const [got] = await readAndRelease(ctx, [out, tt, ti]);
+      return worstError(got, embeddingRef.embedding(ids, table, dim), 0, 0);
+    },
+  },
+  {
+    name: "softmax + cross-entropy + top-16 entropy",
+    run: async (ctx, seed) => {
+      const rng = new Rng(seed);
+      const [rows, vocab] = [5, 1009];
+      const logits = rng.normals(rows * vocab, 3);
+      const targets = Uint32Array.from({ length: rows }, () => rng.int(vocab));
+      const tl = ctx.f32(logits, [rows, vocab]);
+      const tt = ctx.u32(targets);
+      const probs = softmax.softmax(ctx, tl);
+      const ce = crossEntropy.crossEntropyForward(ctx, tl, tt);
+      const [p, logprob, entropy] = await readAndRelease(
+        ctx,
+        [probs, ce.logprob, ce.entropy!, ce.lse, tl, tt],
+      );
+      const ref = crossEntropyRef.crossEntropy(logits, targets, rows, vocab);
+      return Math.max(
+        worstError(p, softmaxRef.softmax(logits, rows, vocab), 1e-4, 1e-6),
+        worstError(logprob, ref.logprob, 1e-4, 1e-5),
+        worstError(entropy, ref.entropy, 1e-4, 1e-5),
+      );
+    },
+  },
+  {
+    name: "reductions (sum, row mean)",
+    run: async (ctx, seed) => {
+      const rng = new Rng(seed);
+      const x = rng.normals(7 * 1429);
+      const tx = ctx.f32(x, [7, 1429]);
+      const total = reduce.sum(ctx, tx);
+      const rows = reduce.rowMean(ctx, tx);
+      const [gotTotal, gotRows] = await readAndRelease(ctx, [total, rows, tx]);
+      return Math.max(
+        worstError(gotTotal, [reduceRef.sum(x)], 1e-4, 1e-4),
+        worstError(gotRows, reduceRef.rowMean(x, 7, 1429), 1e-4, 1e-5),
+      );
+    },
+  },
+  {
+    name: "sampling (Philox, top-k, top-p)",
+    run: async (ctx, seed) => {
+      const rng = new Rng(seed);
+      const [rows, vocab] = [6, 503];
+      const logits = rng.normals(rows * vocab, 2);
+      const options = { temperature: 0.8, topK: 40, topP: 0.9 };
+      const tl = ctx.f32(logits, [rows, vocab]);
+      const drawn = sampling.sample(ctx, tl, { ...options, seed, step: 3 });
+      const [ids] = await readAndRelease(ctx, [drawn.ids, drawn.logprobs, tl]);
+      const expected = samplingRef.sample(logits, rows, { ...options, seed, step: 3 });
+      // Ids are discrete: a mismatch is a failure (error/tolerance = infinity).
+      return ids.every((id, r) => id === expected.ids[r]) ? 0 : Infinity;
     },
   },
 ];
