@@ -1,0 +1,235 @@
+// Causal attention (flash-attention style) with grouped-query heads, a KV-cache offset and a
+// key padding mask. The math and the algorithm are written out in kernels/attention.wgsl;
+// lib/ref/attention.ts is the plain reference.
+//
+//   q: [B, Tq, Hq, D]   k, v: [B, Tk, Hkv, D]   keyMask: [B, Tk] u32 (1 = token, 0 = padding)
+//   Hq a multiple of Hkv (query head h reads kv head floor(h / (Hq / Hkv))), Tq <= Tk: the
+//   queries are the last Tq positions (Tq = Tk in training, Tq < Tk when decoding).
+
+import type { GpuContext } from "../gpu/context.ts";
+import { Params } from "../gpu/params.ts";
+import { shapeString, type Tensor } from "../gpu/tensor.ts";
+import source from "../../kernels/attention.wgsl" with { type: "text" };
+
+/** Threads per workgroup of the row_dot kernel (the others use a thread per row or key). */
+const ROW_DOT_WORKGROUP = 64;
+
+/**
+ * Block sizes each kernel uses (bq query rows, bk keys; multiples of 4, since a thread owns 4
+ * rows). Forward and dq: a workgroup of bq/4 threads per query block, staging bk keys at a
+ * time. dkv: a workgroup of bk/4 threads per key block, staging bq query rows at a time.
+ * Fixed sizes (rather than fitted to each sequence length) keep the number of compiled
+ * pipelines small: lavapipe takes about a second to compile each.
+ */
+const BLOCKS: Record<Entry, { bq: number; bk: number }> = {
+  attention_forward: { bq: 64, bk: 32 },
+  attention_backward_dq: { bq: 64, bk: 32 },
+  attention_backward_dkv: { bq: 32, bk: 32 },
+};
+/**
+ * Query block for short query sequences (decoding): 8 threads, lavapipe's SIMD width, so no
+ * second group of lanes runs for nothing.
+ */
+const SHORT_QUERY_BLOCK = 32;
+/** Largest staged block: the shader's private score arrays hold MAX_BLOCK entries. */
+const MAX_BLOCK = 32;
+const MIN_BLOCK = 4;
+
+export interface AttentionOptions {
+  /** Multiplies q·k before the softmax; 1/sqrt(D) by default. */
+  scale?: number;
+}
+
+export interface AttentionDims {
+  batch: number;
+  queryLen: number;
+  keyLen: number;
+  queryHeads: number;
+  kvHeads: number;
+  headDim: number;
+}
+
+type Entry = "attention_forward" | "attention_backward_dq" | "attention_backward_dkv";
+
+/** Bytes of one staged row (ceil(D / 4) vec4 chunks). */
+const rowBytes = (d: number) => 16 * Math.ceil(d / 4);
+
+/** Bytes of workgroup memory each kernel declares (its `var<workgroup>` arrays). */
+const WORKGROUP_MEMORY: Record<Entry, (bq: number, bk: number, d: number) => number> = {
+  attention_forward: (_bq, bk, d) => 2 * bk * rowBytes(d) + 4 * bk,
+  attention_backward_dq: (_bq, bk, d) => 2 * bk * rowBytes(d) + 4 * bk,
+  attention_backward_dkv: (bq, _bk, d) => 2 * bq * rowBytes(d) + 12 * bq,
+};
+
+/**
+ * Block sizes for one kernel: BLOCKS (SHORT_QUERY_BLOCK query rows for short queries), with
+ * the staged block halved until the workgroup memory fits the device's limit.
+ */
+function chooseBlocks(ctx: GpuContext, entry: Entry, dims: AttentionDims) {
+  const limit = ctx.limits.maxComputeWorkgroupStorageSize;
+  const stagesQueries = entry === "attention_backward_dkv";
+  let { bq, bk } = BLOCKS[entry];
+  if (!stagesQueries && dims.queryLen <= SHORT_QUERY_BLOCK) bq = SHORT_QUERY_BLOCK;
+  while (WORKGROUP_MEMORY[entry](bq, bk, dims.headDim) > limit) {
+    const staged = stagesQueries ? bq : bk;
+    if (staged === MIN_BLOCK) {
+      throw new Error(
+        `attention: head dim ${dims.headDim} needs more workgroup memory than this device has ` +
+          `(${limit} bytes)`,
+      );
+    }
+    if (stagesQueries) bq /= 2;
+    else bk /= 2;
+  }
+  if ((stagesQueries ? bq : bk) > MAX_BLOCK) throw new Error("attention: staged block too big");
+  return { bq, bk };
+}
+
+function kernel(entry: Entry | "attention_row_dot", d: number, bq = MIN_BLOCK, bk = MIN_BLOCK) {
+  return {
+    name: "attention",
+    source,
+    entry,
+    constants: { HEAD_DIM: d, BLOCK_Q: bq, BLOCK_K: bk, ROW_DOT_WORKGROUP },
+  };
+}
+
+function params(dims: AttentionDims, scale: number): Params {
+  return new Params()
+    .u32(dims.batch)
+    .u32(dims.queryLen)
+    .u32(dims.keyLen)
+    .u32(dims.queryHeads)
+    .u32(dims.kvHeads)
+    .f32(scale);
+}
+
+function expectShape(op: string, name: string, t: Tensor, shape: readonly number[]): void {
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    throw new Error(
+      `${op}: ${name} has shape ${shapeString(t.shape)}, expected ${shapeString(shape)}`,
+    );
+  }
+}
+
+/** Checks q, k, v and keyMask against each other and returns the sizes. */
+function attentionDims(
+  op: string,
+  q: Tensor<"f32">,
+  k: Tensor<"f32">,
+  v: Tensor<"f32">,
+  keyMask: Tensor<"u32">,
+): AttentionDims {
+  if (q.shape.length !== 4 || k.shape.length !== 4) {
+    throw new Error(
+      `${op}: q ${shapeString(q.shape)} and k ${shapeString(k.shape)} must be [B, T, H, D]`,
+    );
+  }
+  const [batch, queryLen, queryHeads, headDim] = q.shape;
+  const [kBatch, keyLen, kvHeads, kDim] = k.shape;
+  if (kBatch !== batch || kDim !== headDim) {
+    throw new Error(
+      `${op}: q ${shapeString(q.shape)} and k ${shapeString(k.shape)} differ in batch or head dim`,
+    );
+  }
+  expectShape(op, "v", v, k.shape);
+  expectShape(op, "keyMask", keyMask, [batch, keyLen]);
+  if (keyMask.dtype !== "u32") throw new Error(`${op}: keyMask must be u32`);
+  if (kvHeads === 0 || queryHeads % kvHeads !== 0) {
+    throw new Error(
+      `${op}: ${queryHeads} query heads is not a multiple of ${kvHeads} kv heads ` +
+        `(q ${shapeString(q.shape)}, k ${shapeString(k.shape)})`,
+    );
+  }
+  if (headDim < 1) throw new Error(`${op}: head dim is 0 (q ${shapeString(q.shape)})`);
+  if (keyLen < queryLen) {
+    throw new Error(
+      `${op}: ${queryLen} queries but only ${keyLen} keys (q ${shapeString(q.shape)}, ` +
+        `k ${shapeString(k.shape)}): the queries must be the last positions of the keys`,
+    );
+  }
+  return { batch, queryLen, keyLen, queryHeads, kvHeads, headDim };
+}
+
+/**
+ * Causal attention forward.
+ * q: [B, Tq, Hq, D], k, v: [B, Tk, Hkv, D], keyMask: [B, Tk] u32 →
+ * out: [B, Tq, Hq, D], lse: [B, Hq, Tq] (log-sum-exp of each row's scores, for the backward;
+ * 0 for a row that sees no key, whose output is zeros).
+ */
+export function attentionForward(
+  ctx: GpuContext,
+  q: Tensor<"f32">,
+  k: Tensor<"f32">,
+  v: Tensor<"f32">,
+  keyMask: Tensor<"u32">,
+  options: AttentionOptions = {},
+): { out: Tensor<"f32">; lse: Tensor<"f32"> } {
+  const dims = attentionDims("attentionForward", q, k, v, keyMask);
+  const scale = options.scale ?? 1 / Math.sqrt(dims.headDim);
+  const out = ctx.empty(q.shape, "f32");
+  const lse = ctx.empty([dims.batch, dims.queryHeads, dims.queryLen], "f32");
+  const { bq, bk } = chooseBlocks(ctx, "attention_forward", dims);
+  ctx.dispatch(kernel("attention_forward", dims.headDim, bq, bk), {
+    params: params(dims, scale),
+    tensors: [q, k, v, keyMask, out, lse],
+    workgroups: [Math.ceil(dims.queryLen / bq), dims.queryHeads, dims.batch],
+  });
+  return { out, lse };
+}
+
+/**
+ * Causal attention backward (flash-attention 2).
+ * dOut, q, out: [B, Tq, Hq, D], k, v: [B, Tk, Hkv, D], lse: [B, Hq, Tq] (from the forward),
+ * keyMask: [B, Tk] u32 → dQ: [B, Tq, Hq, D], dK, dV: [B, Tk, Hkv, D].
+ * Three dispatches: row_dot = rowsum(dOut·out) [B, Hq, Tq], then dQ per query block, then
+ * dK and dV per key block (summing the query heads of each kv head's group in order).
+ */
+export function attentionBackward(
+  ctx: GpuContext,
+  dOut: Tensor<"f32">,
+  q: Tensor<"f32">,
+  k: Tensor<"f32">,
+  v: Tensor<"f32">,
+  out: Tensor<"f32">,
+  lse: Tensor<"f32">,
+  keyMask: Tensor<"u32">,
+  options: AttentionOptions = {},
+): { dQ: Tensor<"f32">; dK: Tensor<"f32">; dV: Tensor<"f32"> } {
+  const op = "attentionBackward";
+  const dims = attentionDims(op, q, k, v, keyMask);
+  expectShape(op, "dOut", dOut, q.shape);
+  expectShape(op, "out", out, q.shape);
+  expectShape(op, "lse", lse, [dims.batch, dims.queryHeads, dims.queryLen]);
+  const scale = options.scale ?? 1 / Math.sqrt(dims.headDim);
+  const p = params(dims, scale);
+  const d = dims.headDim;
+
+  const rows = dims.batch * dims.queryHeads * dims.queryLen;
+  const rowDot = ctx.empty([dims.batch, dims.queryHeads, dims.queryLen], "f32");
+  ctx.dispatch(kernel("attention_row_dot", d), {
+    params: p,
+    tensors: [dOut, out, rowDot],
+    workgroups: ctx.groupsFor(rows, ROW_DOT_WORKGROUP),
+  });
+
+  const dQ = ctx.empty(q.shape, "f32");
+  const dq = chooseBlocks(ctx, "attention_backward_dq", dims);
+  ctx.dispatch(kernel("attention_backward_dq", d, dq.bq, dq.bk), {
+    params: p,
+    tensors: [q, k, v, keyMask, dOut, lse, rowDot, dQ],
+    workgroups: [Math.ceil(dims.queryLen / dq.bq), dims.queryHeads, dims.batch],
+  });
+
+  const dK = ctx.empty(k.shape, "f32");
+  const dV = ctx.empty(k.shape, "f32");
+  const dkv = chooseBlocks(ctx, "attention_backward_dkv", dims);
+  ctx.dispatch(kernel("attention_backward_dkv", d, dkv.bq, dkv.bk), {
+    params: p,
+    tensors: [q, k, v, keyMask, dOut, lse, rowDot, dK, dV],
+    workgroups: [Math.ceil(dims.keyLen / dkv.bk), dims.kvHeads, dims.batch],
+  });
+
+  rowDot.release();
+  return { dQ, dK, dV };
+}
