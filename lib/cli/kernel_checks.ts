@@ -4,6 +4,7 @@
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import * as activation from "../ops/activation.ts";
+import * as attention from "../ops/attention.ts";
 import * as crossEntropy from "../ops/cross_entropy.ts";
 import * as elementwise from "../ops/elementwise.ts";
 import * as embedding from "../ops/embedding.ts";
@@ -13,6 +14,7 @@ import * as rope from "../ops/rope.ts";
 import * as sampling from "../ops/sampling.ts";
 import * as softmax from "../ops/softmax.ts";
 import * as activationRef from "../ref/activation.ts";
+import * as attentionRef from "../ref/attention.ts";
 import * as crossEntropyRef from "../ref/cross_entropy.ts";
 import * as elementwiseRef from "../ref/elementwise.ts";
 import * as embeddingRef from "../ref/embedding.ts";
@@ -198,6 +200,36 @@ export const KERNEL_CHECKS: KernelCheck[] = [
       const expected = samplingRef.sample(logits, rows, { ...options, seed, step: 3 });
       // Ids are discrete: a mismatch is a failure (error/tolerance = infinity).
       return ids.every((id, r) => id === expected.ids[r]) ? 0 : Infinity;
+    },
+  },
+  {
+    name: "attention forward + backward (GQA, padded)",
+    run: async (ctx, seed) => {
+      const rng = new Rng(seed);
+      const dims = { batch: 2, queryLen: 11, keyLen: 11, queryHeads: 4, kvHeads: 2, headDim: 16 };
+      const qSize = 2 * 11 * 4 * 16;
+      const kvSize = 2 * 11 * 2 * 16;
+      const [q, k, v, dOut] = [qSize, kvSize, kvSize, qSize].map((n) => rng.normals(n));
+      const mask = Uint32Array.from({ length: 22 }, (_, i) => (i < 11 || i >= 14 ? 1 : 0));
+      const tq = ctx.f32(q, [2, 11, 4, 16]);
+      const tk = ctx.f32(k, [2, 11, 2, 16]);
+      const tv = ctx.f32(v, [2, 11, 2, 16]);
+      const tm = ctx.u32(mask, [2, 11]);
+      const td = ctx.f32(dOut, [2, 11, 4, 16]);
+      const fwd = attention.attentionForward(ctx, tq, tk, tv, tm);
+      const bwd = attention.attentionBackward(ctx, td, tq, tk, tv, fwd.out, fwd.lse, tm);
+      const [out, dQ, dK, dV] = await readAndRelease(
+        ctx,
+        [fwd.out, bwd.dQ, bwd.dK, bwd.dV, fwd.lse, tq, tk, tv, tm, td],
+      );
+      const ref = attentionRef.attentionForward(q, k, v, mask, dims);
+      const grads = attentionRef.attentionBackward(dOut, q, k, v, mask, dims);
+      return Math.max(
+        worstError(out, ref.out, 1e-4, 1e-5),
+        worstError(dQ, grads.dQ, 1e-4, 1e-5),
+        worstError(dK, grads.dK, 1e-4, 1e-5),
+        worstError(dV, grads.dV, 1e-4, 1e-5),
+      );
     },
   },
 ];
