@@ -1,0 +1,306 @@
+// Matrix multiplication: c = op(a) · op(b), op = identity or transpose, optionally batched,
+// optionally accumulated into an existing output, and its backward expressed with itself.
+//
+//   a: [M, K], or [K, M] with transposeA       (or [batch, ., .])
+//   b: [K, N], or [N, K] with transposeB       (or [batch, ., .])
+//   c: [M, N]                                  ([batch, M, N] when a or b is batched)
+//
+// The Hugging Face nn.Linear layout stores a weight as W: [out, in], so a linear layer is
+// y = x · W^T: matmul(ctx, x, W, { transposeB: true }); its backward is dX = dY · W and
+// dW = dY^T · X (transposeA). A 2-D operand next to a batched one is shared by the batch.
+//
+// Two kernels (see kernels/matmul.wgsl): "registers-vec4" (register tiling with vec4 loads
+// and stores; the fast one on lavapipe, needs 4-aligned rows) and "tiled" (workgroup-memory
+// tiling, any shape: the one for real GPUs). `variant: "auto"` picks registers-vec4 on a
+// software adapter when the rows are aligned, tiled otherwise. On lavapipe an unaligned
+// shape is about 3× slower: keep model dimensions (vocabulary included) multiples of 4.
+
+import type { GpuContext } from "../gpu/context.ts";
+import { Params } from "../gpu/params.ts";
+import { shapeString, type Tensor } from "../gpu/tensor.ts";
+import source from "../../kernels/matmul.wgsl" with { type: "text" };
+
+export type MatmulVariant = "auto" | "registers-vec4" | "tiled";
+
+export interface MatmulOptions {
+  transposeA?: boolean;
+  transposeB?: boolean;
+  /** Which kernel; "auto" (default) picks per device and shape. For tests and benchmarks. */
+  variant?: MatmulVariant;
+}
+
+export interface MatmulIntoOptions extends MatmulOptions {
+  /** out += op(a) · op(b) instead of out = op(a) · op(b) (gradient accumulation). */
+  accumulate?: boolean;
+}
+
+/** Register kernel: a thread computes 16 × 16 of C; REG_WG_X × REG_WG_Y threads. */
+const REGISTER_BLOCK = 16;
+const REG_WG_X = 16;
+const REG_WG_Y = 1;
+/** Tiled kernel: a workgroup computes (8·TILE_WG_Y) × (8·TILE_WG_X) of C. */
+const TILE_WG_X = 16;
+const TILE_WG_Y = 16;
+const TILE_K = 8;
+
+/** The problem one dispatch solves, in elements (see the Params struct in the kernel). */
+interface Problem {
+  M: number;
+  N: number;
+  K: number;
+  /** Batches of C (grid z). */
+  batches: number;
+  /** Batches of A and B summed into each C (1 = plain batched product). */
+  sumBatches: number;
+  aBatchStride: number;
+  bBatchStride: number;
+  cBatchStride: number;
+  transposeA: boolean;
+  transposeB: boolean;
+}
+
+/** Whether vec4 loads and stores fit: every stored row of A, B and C is 4-aligned. */
+function vec4Fit(p: Problem): boolean {
+  const aRow = p.transposeA ? p.M : p.K;
+  const bRow = p.transposeB ? p.K : p.N;
+  return aRow % 4 === 0 && bRow % 4 === 0 && p.N % 4 === 0;
+}
+
+function isSoftware(ctx: GpuContext): boolean {
+  return ctx.adapter.isFallback;
+}
+
+function chooseVariant(ctx: GpuContext, p: Problem, asked: MatmulVariant): MatmulVariant {
+  if (asked === "registers-vec4" && !vec4Fit(p)) {
+    throw new Error(
+      `matmul: the registers-vec4 variant needs 4-aligned rows of A, B and C as stored ` +
+        `(M=${p.M}, N=${p.N}, K=${p.K}, transposeA=${p.transposeA}, ` +
+        `transposeB=${p.transposeB})`,
+    );
+  }
+  if (asked !== "auto") return asked;
+  return isSoftware(ctx) && vec4Fit(p) ? "registers-vec4" : "tiled";
+}
+
+/** Records one dispatch of the kernel for `p`, writing (or adding to) `out`. */
+function record(
+  ctx: GpuContext,
+  a: Tensor<"f32">,
+  b: Tensor<"f32">,
+  out: Tensor<"f32">,
+  p: Problem,
+  accumulate: boolean,
+  asked: MatmulVariant,
+): void {
+  if (p.M === 0 || p.N === 0 || p.batches === 0) return;
+  if (p.K === 0 || p.sumBatches === 0) {
+    // An empty sum: C = 0 (or unchanged when accumulating).
+    if (!accumulate) {
+      const zero = ctx.zeros(out.shape, "f32");
+      ctx.copy(zero, out);
+      zero.release();
+    }
+    return;
+  }
+  const variant = chooseVariant(ctx, p, asked);
+  const params = new Params()
+    .u32(p.M).u32(p.N).u32(p.K)
+    .u32(p.aBatchStride).u32(p.bBatchStride).u32(p.cBatchStride)
+    .u32(p.sumBatches);
+  const flags = {
+    TRANSPOSE_A: Number(p.transposeA),
+    TRANSPOSE_B: Number(p.transposeB),
+    ACCUMULATE: Number(accumulate),
+  };
+  if (variant === "registers-vec4") {
+    ctx.dispatch({
+      name: "matmul",
+      source,
+      entry: "matmul_registers_vec4",
+      constants: { ...flags, REG_WG_X, REG_WG_Y },
+    }, {
+      params,
+      tensors: [a, b, out],
+      workgroups: [
+        Math.ceil(p.N / (REGISTER_BLOCK * REG_WG_X)),
+        Math.ceil(p.M / (REGISTER_BLOCK * REG_WG_Y)),
+        p.batches,
+      ],
+    });
+  } else {
+    ctx.dispatch({
+      name: "matmul",
+      source,
+      entry: "matmul_tiled",
+      constants: { ...flags, TILE_WG_X, TILE_WG_Y, TILE_K },
+    }, {
+      params,
+      tensors: [a, b, out],
+      workgroups: [Math.ceil(p.N / (8 * TILE_WG_X)), Math.ceil(p.M / (8 * TILE_WG_Y)), p.batches],
+    });
+  }
+}
+
+/** The (rows, cols) of a 2-D or batched 3-D operand, and its batch (1 when 2-D). */
+function matrixDims(
+  op: string,
+  name: string,
+  t: Tensor,
+): [batch: number, rows: number, cols: number] {
+  if (t.shape.length === 2) return [1, t.shape[0], t.shape[1]];
+  if (t.shape.length === 3) return [t.shape[0], t.shape[1], t.shape[2]];
+  throw new Error(`${op}: ${name} must be 2-D or 3-D (batched), got ${shapeString(t.shape)}`);
+}
+
+/** Checks shapes and returns the problem of c = op(a)·op(b), plus c's shape. */
+function plan(
+  op: string,
+  a: Tensor,
+  b: Tensor,
+  transposeA: boolean,
+  transposeB: boolean,
+): { problem: Problem; outShape: number[] } {
+  const [aBatch, aRows, aCols] = matrixDims(op, "a", a);
+  const [bBatch, bRows, bCols] = matrixDims(op, "b", b);
+  const [M, K] = transposeA ? [aCols, aRows] : [aRows, aCols];
+  const [Kb, N] = transposeB ? [bCols, bRows] : [bRows, bCols];
+  const describe = () =>
+    `a ${shapeString(a.shape)}${transposeA ? "^T" : ""} · b ${shapeString(b.shape)}` +
+    `${transposeB ? "^T" : ""}`;
+  if (K !== Kb) throw new Error(`${op}: inner dimensions differ: ${describe()}`);
+  const aBatched = a.shape.length === 3;
+  const bBatched = b.shape.length === 3;
+  if (aBatched && bBatched && aBatch !== bBatch) {
+    throw new Error(`${op}: batch sizes differ: ${describe()}`);
+  }
+  const batches = aBatched ? aBatch : bBatch;
+  const problem: Problem = {
+    M,
+    N,
+    K,
+    batches,
+    sumBatches: 1,
+    aBatchStride: aBatched ? M * K : 0,
+    bBatchStride: bBatched ? K * N : 0,
+    cBatchStride: M * N,
+    transposeA,
+    transposeB,
+  };
+  // A batched a (not transposed) times one shared b is a single taller product.
+  if (aBatched && !bBatched && !transposeA) {
+    problem.M = batches * M;
+    problem.batches = 1;
+    problem.aBatchStride = 0;
+    problem.cBatchStride = 0;
+  }
+  const outShape = aBatched || bBatched ? [batches, M, N] : [M, N];
+  return { problem, outShape };
+}
+
+/**
+ * out (+)= op(a) · op(b). a: [M, K] (or [K, M] with transposeA), b: [K, N] (or [N, K] with
+ * transposeB), either may carry a leading batch dim; out: [M, N] or [batch, M, N].
+ * `out` must not share a buffer with a or b.
+ */
+export function matmulInto(
+  ctx: GpuContext,
+  a: Tensor<"f32">,
+  b: Tensor<"f32">,
+  out: Tensor<"f32">,
+  opts: MatmulIntoOptions = {},
+): void {
+  const { transposeA = false, transposeB = false, accumulate = false, variant = "auto" } = opts;
+  const { problem, outShape } = plan("matmulInto", a, b, transposeA, transposeB);
+  if (
+    out.shape.length !== outShape.length || out.shape.some((d, i) => d !== outShape[i])
+  ) {
+    throw new Error(
+      `matmulInto: out is ${shapeString(out.shape)}, expected ${shapeString(outShape)}`,
+    );
+  }
+  if (out.buffer === a.buffer || out.buffer === b.buffer) {
+    throw new Error("matmulInto: out must not share a buffer with a or b");
+  }
+  record(ctx, a, b, out, problem, accumulate, variant);
+}
+
+/**
+ * c = op(a) · op(b). a: [M, K] (or [K, M] with transposeA), b: [K, N] (or [N, K] with
+ * transposeB), either may carry a leading batch dim → c: [M, N] or [batch, M, N].
+ */
+export function matmul(
+  ctx: GpuContext,
+  a: Tensor<"f32">,
+  b: Tensor<"f32">,
+  opts: MatmulOptions = {},
+): Tensor<"f32"> {
+  const { transposeA = false, transposeB = false, variant = "auto" } = opts;
+  const { problem, outShape } = plan("matmul", a, b, transposeA, transposeB);
+  const out = ctx.empty(outShape, "f32");
+  record(ctx, a, b, out, problem, false, variant);
+  return out;
+}
+
+/**
+ * Σ_batch op(x[i]) · op(y[i]): x, y: [batch, ., .] → [rows, cols]. The gradient of an
+ * operand shared across a batch (each batch's product adds to it).
+ */
+function matmulSumBatches(
+  ctx: GpuContext,
+  x: Tensor<"f32">,
+  y: Tensor<"f32">,
+  opts: MatmulOptions,
+): Tensor<"f32"> {
+  const { transposeA = false, transposeB = false, variant = "auto" } = opts;
+  const { problem, outShape } = plan("matmulBackward", x, y, transposeA, transposeB);
+  const [batches, M, N] = outShape;
+  const out = ctx.empty([M, N], "f32");
+  record(
+    ctx,
+    x,
+    y,
+    out,
+    { ...problem, batches: 1, sumBatches: batches, cBatchStride: 0 },
+    false,
+    variant,
+  );
+  return out;
+}
+
+/**
+ * Gradients of c = op(a) · op(b) given dC = ∂L/∂c (shaped like c). Returns dA shaped like a
+ * and dB shaped like b; an operand shared across the batch gets the sum over the batch.
+ *
+ *   no transpose:  dA = dC · B^T          dB = A^T · dC
+ *   transposeA:    dA = B · dC^T          dB = A · dC
+ *   transposeB:    dA = dC · B            dB = dC^T · A
+ *   both:          dA = B^T · dC^T        dB = dC^T · A^T
+ */
+export function matmulBackward(
+  ctx: GpuContext,
+  a: Tensor<"f32">,
+  b: Tensor<"f32">,
+  dC: Tensor<"f32">,
+  opts: MatmulOptions = {},
+): { dA: Tensor<"f32">; dB: Tensor<"f32"> } {
+  const { transposeA = false, transposeB = false, variant = "auto" } = opts;
+  const { outShape } = plan("matmulBackward", a, b, transposeA, transposeB);
+  if (dC.shape.length !== outShape.length || dC.shape.some((d, i) => d !== outShape[i])) {
+    throw new Error(
+      `matmulBackward: dC is ${shapeString(dC.shape)}, expected ${shapeString(outShape)} ` +
+        `for a ${shapeString(a.shape)}, b ${shapeString(b.shape)}`,
+    );
+  }
+  // Each gradient as op(x) · op(y) (see the table above).
+  const dAFactors: [Tensor<"f32">, Tensor<"f32">, MatmulOptions] = transposeA
+    ? [b, dC, { transposeA: transposeB, transposeB: true, variant }]
+    : [dC, b, { transposeA: false, transposeB: !transposeB, variant }];
+  const dBFactors: [Tensor<"f32">, Tensor<"f32">, MatmulOptions] = transposeB
+    ? [dC, a, { transposeA: true, transposeB: transposeA, variant }]
+    : [a, dC, { transposeA: !transposeA, transposeB: false, variant }];
+  const gradient = (operand: Tensor, [x, y, o]: typeof dAFactors) =>
+    operand.shape.length === 2 && dC.shape.length === 3
+      ? matmulSumBatches(ctx, x, y, o) // shared across the batch: sum the batch's gradients
+      : matmul(ctx, x, y, o);
+  return { dA: gradient(a, dAFactors), dB: gradient(b, dBFactors) };
+}
