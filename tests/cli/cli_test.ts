@@ -1,6 +1,6 @@
 // The command line as a user meets it: run as a child process, exit codes and output.
 
-import { AssertionError } from "../helpers.ts";
+import { assert } from "../helpers.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -19,26 +19,22 @@ export async function runDeno(
   return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
 }
 
-function check(condition: boolean, message: string): void {
-  if (!condition) throw new AssertionError({ message });
-}
-
 Deno.test("cli: rmt info --json describes the adapter", async () => {
   const r = await runDeno(["run", "-A", "main.ts", "info", "--json"]);
-  check(r.code === 0, `exit ${r.code}: ${r.stderr}`);
+  assert(r.code === 0, `exit ${r.code}: ${r.stderr}`);
   const info = JSON.parse(r.stdout);
-  check(typeof info.adapter.name === "string" && info.adapter.name.length > 0, "adapter name");
-  check(info.adapter.limits.maxBufferSize > 0, "limits present");
-  check(Array.isArray(info.adapter.features), "features present");
+  assert(typeof info.adapter.name === "string" && info.adapter.name.length > 0, "adapter name");
+  assert(info.adapter.limits.maxBufferSize > 0, "limits present");
+  assert(Array.isArray(info.adapter.features), "features present");
 });
 
 Deno.test("cli: unknown command and unknown option are one line and exit code 2", async () => {
   const unknown = await runDeno(["run", "-A", "main.ts", "frobnicate"]);
-  check(unknown.code === 2, `exit ${unknown.code}`);
-  check(unknown.stderr.trim().split("\n").length === 1, `one line: ${unknown.stderr}`);
+  assert(unknown.code === 2, `exit ${unknown.code}`);
+  assert(unknown.stderr.trim().split("\n").length === 1, `one line: ${unknown.stderr}`);
   const badOption = await runDeno(["run", "-A", "main.ts", "info", "--bogus"]);
-  check(badOption.code === 2, `exit ${badOption.code}`);
-  check(/--bogus/.test(badOption.stderr) && !/\n\s+at /.test(badOption.stderr), badOption.stderr);
+  assert(badOption.code === 2, `exit ${badOption.code}`);
+  assert(/--bogus/.test(badOption.stderr) && !/\n\s+at /.test(badOption.stderr), badOption.stderr);
 });
 
 Deno.test("cli: no adapter → one line saying what to install, exit code 2", async () => {
@@ -46,21 +42,21 @@ Deno.test("cli: no adapter → one line saying what to install, exit code 2", as
   const r = await runDeno(["run", "-A", "main.ts", "info"], {
     env: { DENO_WEBGPU_BACKEND: "dx12" },
   });
-  check(r.code === 2, `exit ${r.code}: ${r.stderr}`);
+  assert(r.code === 2, `exit ${r.code}: ${r.stderr}`);
   const lines = r.stderr.trim().split("\n").filter((l) => l.startsWith("rmt"));
-  check(lines.length === 1 && /mesa-vulkan-drivers/.test(lines[0]), r.stderr);
+  assert(lines.length === 1 && /mesa-vulkan-drivers/.test(lines[0]), r.stderr);
 });
 
 Deno.test("cli: the single-file bundle runs from an empty directory", async () => {
   const dir = await Deno.makeTempDir({ prefix: "rmt-bundle-" });
   try {
     const bundled = await runDeno(["bundle", "--quiet", "-o", `${dir}/rmt.js`, "main.ts"]);
-    check(bundled.code === 0, `deno bundle failed: ${bundled.stderr}`);
+    assert(bundled.code === 0, `deno bundle failed: ${bundled.stderr}`);
     const info = await runDeno(["run", "-A", "rmt.js", "info", "--json"], { cwd: dir });
-    check(info.code === 0, `bundled rmt info: exit ${info.code}: ${info.stderr}`);
-    check(JSON.parse(info.stdout).adapter.name.length > 0, "bundled info prints the adapter");
+    assert(info.code === 0, `bundled rmt info: exit ${info.code}: ${info.stderr}`);
+    assert(JSON.parse(info.stdout).adapter.name.length > 0, "bundled info prints the adapter");
     const self = await runDeno(["run", "-A", "rmt.js", "selfcheck"], { cwd: dir });
-    check(self.code === 0, `bundled selfcheck: exit ${self.code}: ${self.stdout}${self.stderr}`);
+    assert(self.code === 0, `bundled selfcheck: exit ${self.code}: ${self.stdout}${self.stderr}`);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -1,33 +1,29 @@
 import { sizeClass } from "../../lib/gpu/pool.ts";
 import { Params } from "../../lib/gpu/params.ts";
-import { assertBitEqual, AssertionError, testGpu } from "../helpers.ts";
-
-function check(condition: boolean, message: string): void {
-  if (!condition) throw new AssertionError({ message });
-}
+import { assert, assertBitEqual, testGpu } from "../helpers.ts";
 
 Deno.test("gpu: size classes cover the request, waste at most 25%, are 256-byte multiples", () => {
   for (const bytes of [1, 4, 255, 256, 257, 1000, 4096, 4097, 65_537, 1_000_003, 3_000_000_000]) {
     const c = sizeClass(bytes);
-    check(c >= bytes, `sizeClass(${bytes}) = ${c} is too small`);
-    check(c % 256 === 0, `sizeClass(${bytes}) = ${c} is not a multiple of 256`);
-    if (bytes > 1024) check(c <= bytes * 1.25 + 256, `sizeClass(${bytes}) = ${c} wastes too much`);
+    assert(c >= bytes, `sizeClass(${bytes}) = ${c} is too small`);
+    assert(c % 256 === 0, `sizeClass(${bytes}) = ${c} is not a multiple of 256`);
+    if (bytes > 1024) assert(c <= bytes * 1.25 + 256, `sizeClass(${bytes}) = ${c} wastes too much`);
   }
 });
 
 Deno.test("gpu: params pack 32-bit scalars in order and refuse out-of-range values", () => {
   const bytes = new Params().u32(7).i32(-3).f32(0.5).bytes();
-  check(bytes.byteLength === 16, `params padded to 16 bytes, got ${bytes.byteLength}`);
+  assert(bytes.byteLength === 16, `params padded to 16 bytes, got ${bytes.byteLength}`);
   const view = new DataView(bytes.buffer);
-  check(view.getUint32(0, true) === 7 && view.getInt32(4, true) === -3, "u32/i32 packing");
-  check(view.getFloat32(8, true) === 0.5, "f32 packing");
+  assert(view.getUint32(0, true) === 7 && view.getInt32(4, true) === -3, "u32/i32 packing");
+  assert(view.getFloat32(8, true) === 0.5, "f32 packing");
   let threw = false;
   try {
     new Params().u32(-1);
   } catch {
     threw = true;
   }
-  check(threw, "u32(-1) must throw");
+  assert(threw, "u32(-1) must throw");
 });
 
 Deno.test("gpu: released buffers are reused by the pool", async () => {
@@ -36,7 +32,7 @@ Deno.test("gpu: released buffers are reused by the pool", async () => {
   const buffer = a.buffer;
   a.release();
   const b = ctx.empty([990], "f32"); // same size class
-  check(b.buffer === buffer, "a buffer of the same size class should be reused");
+  assert(b.buffer === buffer, "a buffer of the same size class should be reused");
   b.release();
 });
 
@@ -47,11 +43,11 @@ Deno.test("gpu: upload/read round-trips every dtype; readMany reads several in o
   const u = ctx.u32([0, 4294967295, 7]);
   const before = ctx.counts.readbacks;
   const [fr, ir, ur] = await ctx.readMany([f, i, u]);
-  check(ctx.counts.readbacks === before + 1, "readMany should map once");
+  assert(ctx.counts.readbacks === before + 1, "readMany should map once");
   assertBitEqual(fr, new Float32Array([1.5, -2, 3e-8, 0]), "f32");
   assertBitEqual(ir, new Int32Array([-1, 2, -2147483648]), "i32");
   assertBitEqual(ur, new Uint32Array([0, 4294967295, 7]), "u32");
-  check(
+  assert(
     fr instanceof Float32Array && ir instanceof Int32Array && ur instanceof Uint32Array,
     "types",
   );
@@ -70,7 +66,7 @@ Deno.test("gpu: zeros clears a reused buffer; copy copies; empty tensors read ba
   const [zr, cr, nr] = await ctx.readMany([z, c, none]);
   assertBitEqual(zr, new Float32Array(300), "zeros");
   assertBitEqual(cr, new Float32Array([1, 2, 3]), "copy");
-  check(nr.length === 0, "empty tensor reads back empty");
+  assert(nr.length === 0, "empty tensor reads back empty");
   for (const t of [z, c, src, none]) t.release();
 });
 
@@ -79,8 +75,8 @@ Deno.test("gpu: groupsFor splits large grids over x and y within the limit", asy
   const max = ctx.limits.maxComputeWorkgroupsPerDimension;
   for (const count of [1, 255, 256, 257, 256 * max, 256 * max + 1, 1e9]) {
     const [x, y = 1] = ctx.groupsFor(count, 256);
-    check(x <= max && y <= max, `groupsFor(${count}) = [${x}, ${y}] exceeds ${max}`);
-    check(x * y * 256 >= count, `groupsFor(${count}) = [${x}, ${y}] covers too little`);
+    assert(x <= max && y <= max, `groupsFor(${count}) = [${x}, ${y}] exceeds ${max}`);
+    assert(x * y * 256 >= count, `groupsFor(${count}) = [${x}, ${y}] covers too little`);
   }
 });
 
@@ -98,7 +94,7 @@ Deno.test("gpu: a GPU validation error surfaces as a clear GpuError at the next 
   } catch (e) {
     message = (e as Error).message;
   }
-  check(message.startsWith("GPU error"), `expected a GpuError, got '${message}'`);
+  assert(message.startsWith("GPU error"), `expected a GpuError, got '${message}'`);
 });
 
 Deno.test("gpu: an upload into a reused buffer does not overtake earlier recorded work", async () => {

@@ -2,19 +2,9 @@
 // and small fake tokenizers (byte-level) so that rewards and prompts can be tested without a
 // tokenizer file.
 
-import { AssertionError } from "../helpers.ts";
+import { assert, AssertionError } from "../helpers.ts";
 
-export { assertClose, finiteDifference, Rng } from "../helpers.ts";
-
-export function assert(condition: unknown, message: string): asserts condition {
-  if (!condition) throw new AssertionError({ message });
-}
-
-export function assertEquals<T>(actual: T, expected: T, what: string): void {
-  const a = JSON.stringify(actual);
-  const e = JSON.stringify(expected);
-  if (a !== e) throw new AssertionError({ message: `${what}: got ${a}, expected ${e}` });
-}
+export { assert, assertClose, assertEquals, finiteDifference, Rng } from "../helpers.ts";
 
 /** Asserts |actual − expected| ≤ tol. */
 export function assertNear(actual: number, expected: number, tol: number, what: string): void {

@@ -3,7 +3,6 @@
 // --set overrides, extends chains, the resolved YAML round trip, the shipped presets and the
 // reference table in configs/README.md.
 
-import { UserError } from "../../lib/gpu/errors.ts";
 import { methodSettings } from "../../lib/rmt/methods.ts";
 import { PAPER_BUDGET_SENTENCE, PAPER_INSTRUCTION } from "../../lib/rmt/prompts.ts";
 import {
@@ -15,7 +14,7 @@ import {
   resolveConfigText,
 } from "../../lib/train/config.ts";
 import { listFields } from "../../lib/train/config_schema.ts";
-import { AssertionError } from "../helpers.ts";
+import { AssertionError, assertUserError } from "../helpers.ts";
 
 function assertEquals<T>(actual: T, expected: T, what: string): void {
   const a = JSON.stringify(actual);
@@ -27,30 +26,6 @@ const REQUIRED = "model: {path: runs/m}\ndata: {train: data/t.jsonl}\n";
 
 function load(yaml: string, overrides: string[] = []) {
   return resolveConfigText(REQUIRED + yaml, "test.yaml", overrides);
-}
-
-/** Asserts a one-line UserError containing every fragment; returns the message. */
-async function assertConfigError(fn: () => Promise<unknown>, fragments: string[], what: string) {
-  let error: unknown;
-  try {
-    await fn();
-  } catch (e) {
-    error = e;
-  }
-  if (!(error instanceof UserError)) {
-    throw new AssertionError({ message: `${what}: expected a UserError, got ${error}` });
-  }
-  if (error.message.includes("\n")) {
-    throw new AssertionError({ message: `${what}: message spans lines: ${error.message}` });
-  }
-  for (const f of fragments) {
-    if (!error.message.includes(f)) {
-      throw new AssertionError({
-        message: `${what}: ${JSON.stringify(error.message)} lacks ${JSON.stringify(f)}`,
-      });
-    }
-  }
-  return error.message;
 }
 
 Deno.test("config: defaults are the spec's values", async () => {
@@ -91,86 +66,86 @@ Deno.test("config: defaults are the spec's values", async () => {
 });
 
 Deno.test("config: unknown keys name the path and suggest the closest", async () => {
-  await assertConfigError(() => load("rl:\n  grop:\n    size: 3\n"), [
+  await assertUserError(() => load("rl:\n  grop:\n    size: 3\n"), [
     "test.yaml: unknown key rl.grop (did you mean rl.grpo?)",
   ], "rl.grop.size");
-  await assertConfigError(
+  await assertUserError(
     () => load("methd: rpt\n"),
     ["unknown key methd (did you mean method?)"],
     "top level",
   );
-  await assertConfigError(
+  await assertUserError(
     () => load("rl:\n  zzzzzzzz: 1\n"),
     ["unknown key rl.zzzzzzzz"],
     "no suggestion",
   );
-  const m = await assertConfigError(() => load("", ["rl.grop.size=3"]), [
+  const m = await assertUserError(() => load("", ["rl.grop.size=3"]), [
     "--set rl.grop.size=3: unknown key rl.grop (did you mean rl.grpo?)",
   ], "--set");
   if (m.includes("did you mean rl.grpo?)?")) throw new Error("doubled");
 });
 
 Deno.test("config: wrong types and ranges name the path", async () => {
-  await assertConfigError(() => load("rl:\n  group_size: eight\n"), [
+  await assertUserError(() => load("rl:\n  group_size: eight\n"), [
     'rl.group_size: expected an integer ≥ 2, got the string "eight"',
   ], "string for int");
-  await assertConfigError(() => load("rl:\n  group_size: 2.5\n"), [
+  await assertUserError(() => load("rl:\n  group_size: 2.5\n"), [
     "rl.group_size: expected an integer",
   ], "fraction for int");
-  await assertConfigError(() => load("rl:\n  group_size: 1\n"), [
+  await assertUserError(() => load("rl:\n  group_size: 1\n"), [
     "rl.group_size: 1 is out of range (expected an integer ≥ 2)",
   ], "G = 1");
-  await assertConfigError(() => load("rl:\n  grpo:\n    clip_epsilon: 1.5\n"), [
+  await assertUserError(() => load("rl:\n  grpo:\n    clip_epsilon: 1.5\n"), [
     "rl.grpo.clip_epsilon: 1.5 is out of range (expected a number in (0, 1))",
   ], "ε");
-  await assertConfigError(
+  await assertUserError(
     () => load("method: rmt2\n"),
     ["method: expected one of ntp | rpt | rmt"],
     "enum",
   );
-  await assertConfigError(() => load("training:\n  lr: .nan\n"), [
+  await assertUserError(() => load("training:\n  lr: .nan\n"), [
     "training.lr: expected a number > 0",
   ], "NaN");
-  await assertConfigError(() => load("rl: [1, 2]\n"), [
+  await assertUserError(() => load("rl: [1, 2]\n"), [
     "rl: expected a mapping of keys, got a list",
   ], "section as list");
-  await assertConfigError(() => load("prompt:\n  chat_template: yes\n"), [
+  await assertUserError(() => load("prompt:\n  chat_template: yes\n"), [
     "prompt.chat_template: expected true or false",
   ], "bool");
-  await assertConfigError(() => load("rl:\n  top_k: 1\n  top_k: 2\n"), [
+  await assertUserError(() => load("rl:\n  top_k: 1\n  top_k: 2\n"), [
     "test.yaml: invalid YAML: Map keys must be unique at line",
   ], "duplicate");
 });
 
 Deno.test("config: rules across keys", async () => {
-  await assertConfigError(() => load("curriculum:\n  p1: {easy: 0.5, medium: 0.3, hard: 0.1}\n"), [
+  await assertUserError(() => load("curriculum:\n  p1: {easy: 0.5, medium: 0.3, hard: 0.1}\n"), [
     "curriculum.p1: easy + medium + hard must sum to 1, got 0.9",
   ], "p1 sum");
-  await assertConfigError(() => load("", ["curriculum.p2.hard=0.7"]), [
+  await assertUserError(() => load("", ["curriculum.p2.hard=0.7"]), [
     "test.yaml (with --set): curriculum.p2: easy + medium + hard must sum to 1",
   ], "p2 via --set");
-  await assertConfigError(() => load("curriculum: {t1: 0.8}\n"), [
+  await assertUserError(() => load("curriculum: {t1: 0.8}\n"), [
     "curriculum.t1: must be ≤ curriculum.t2",
   ], "t1 > t2");
-  await assertConfigError(() => load("budget: {initial: 1500}\n"), [
+  await assertUserError(() => load("budget: {initial: 1500}\n"), [
     "budget.initial: the reasoning cap 2·B_0 = 3000 exceeds rl.max_reasoning_tokens",
   ], "cap");
   await load("method: rpt\nbudget: {initial: 1500}\n"); // RPT has no budget: no cap check
-  await assertConfigError(() => load("entropy:\n  thresholds: {medium: 2}\n"), [
+  await assertUserError(() => load("entropy:\n  thresholds: {medium: 2}\n"), [
     "entropy.thresholds: must satisfy easy < medium < hard",
   ], "thresholds");
-  await assertConfigError(() => load("method: rmt-no-budget\nbudget: {mode: dynamic}\n"), [
+  await assertUserError(() => load("method: rmt-no-budget\nbudget: {mode: dynamic}\n"), [
     "budget.mode: dynamic contradicts method rmt-no-budget",
   ], "conflict");
-  await assertConfigError(() => resolveConfigText("method: ntp\n", "t.yaml"), [
+  await assertUserError(() => resolveConfigText("method: ntp\n", "t.yaml"), [
     "model.path: required",
   ], "model.path");
-  await assertConfigError(
+  await assertUserError(
     () => resolveConfigText("model: {path: m}\nmethod: grpo-math\n", "t.yaml"),
     ["data.math_train: required by method grpo-math"],
     "math data",
   );
-  await assertConfigError(() => load("training: {batch_size: 10, grad_accumulation: 3}\n"), [
+  await assertUserError(() => load("training: {batch_size: 10, grad_accumulation: 3}\n"), [
     "training.grad_accumulation",
   ], "accumulation");
   // 1/3 + 1/3 + 1/3 is within the tolerance.
@@ -201,10 +176,10 @@ Deno.test("config: --set overrides, applied in order, values as YAML scalars", a
   );
   assertEquals(config.curriculum.p1, { easy: 0.5, medium: 0.5, hard: 0 }, "a mapping value");
   assertEquals(config.rl.temperature, 0.8, "others untouched");
-  await assertConfigError(() => load("", ["rl.group_size"]), [
+  await assertUserError(() => load("", ["rl.group_size"]), [
     "--set rl.group_size: expected key.path=value",
   ], "no =");
-  await assertConfigError(() => load("", ["rl.group_size=x"]), [
+  await assertUserError(() => load("", ["rl.group_size=x"]), [
     "--set rl.group_size=x: rl.group_size: expected an integer",
   ], "type");
 });
@@ -236,17 +211,17 @@ Deno.test("config: extends chains merge base first, relative to the file", async
     );
     // Errors name the file that has the problem.
     await Deno.writeTextFile(`${dir}/bad.yaml`, "extends: base.yaml\nrl: {temprature: 1}\n");
-    await assertConfigError(() => resolveConfig(`${dir}/bad.yaml`), [
+    await assertUserError(() => resolveConfig(`${dir}/bad.yaml`), [
       `${dir}/bad.yaml: unknown key rl.temprature (did you mean rl.temperature?)`,
     ], "typo in child");
     await Deno.writeTextFile(`${dir}/a.yaml`, "extends: b.yaml\n");
     await Deno.writeTextFile(`${dir}/b.yaml`, "extends: a.yaml\n");
-    await assertConfigError(() => resolveConfig(`${dir}/a.yaml`), ["extends cycle"], "cycle");
-    await assertConfigError(() => resolveConfig(`${dir}/missing.yaml`), [
+    await assertUserError(() => resolveConfig(`${dir}/a.yaml`), ["extends cycle"], "cycle");
+    await assertUserError(() => resolveConfig(`${dir}/missing.yaml`), [
       "missing.yaml: cannot read the config: no such file",
     ], "missing");
     await Deno.writeTextFile(`${dir}/c.yaml`, "extends: nowhere.yaml\n");
-    await assertConfigError(() => resolveConfig(`${dir}/c.yaml`), [
+    await assertUserError(() => resolveConfig(`${dir}/c.yaml`), [
       "nowhere.yaml: cannot read the config",
     ], "missing base");
   } finally {
