@@ -6,16 +6,9 @@
 // one value is left. The grouping depends only on the tensor's length, so reruns are
 // bit-identical and no float atomics are used.
 //
-// Global gradient norm with no readback (what AdamW's clipping needs):
-//
-//   const squares = ctx.empty([grads.length], "f32");          // one slot per tensor
-//   grads.forEach((g, i) => sumOfSquaresInto(ctx, g, squares, i));
-//   const total = sum(ctx, squares);                            // [1]: Σ over all tensors
-//   squares.release();
-//   // …the optimizer kernel reads total[0] and computes sqrt and the clip factor itself.
-//
-// The slots are added in slot order by the same fixed tree, so the global norm is
-// deterministic too.
+// `sumInto` / `sumOfSquaresInto` write one slot of a small buffer, so that several scalars a
+// step logs (losses, reward sums) land in one tensor and come back in one readback. The
+// optimizer's global gradient norm is `gradNorm` in lib/ops/adamw.ts, not built from these.
 
 import type { GpuContext } from "../gpu/context.ts";
 import { Params } from "../gpu/params.ts";
