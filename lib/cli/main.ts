@@ -5,6 +5,7 @@ import { UserError } from "../gpu/errors.ts";
 import { VERSION } from "../version.ts";
 import { demo, demoHelp } from "./demo.ts";
 import { info, infoHelp } from "./info.ts";
+import { init, initHelp } from "./init.ts";
 import { selfcheck, selfcheckHelp } from "./selfcheck.ts";
 
 interface Command {
@@ -21,6 +22,7 @@ const COMMANDS: Record<string, Command> = {
     summary: "check every kernel against its TypeScript reference",
   },
   demo: { run: demo, help: demoHelp, summary: "run the demo (adapter, kernel self-check)" },
+  init: { run: init, help: initHelp, summary: "create a new model folder from a preset" },
 };
 
 function usage(): string {
