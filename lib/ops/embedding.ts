@@ -7,8 +7,7 @@
 //
 //   const index = uploadEmbeddingGradIndex(ctx, idsHost, vocab);  // host ids, [N]
 //   embeddingBackward(ctx, dOut, index, dTable);                    // dTable += scatter(dOut)
-//   ctx.submit();
-//   index.release();                                                // only after the submit
+//   index.release();                       // like any tensor: safe once the use is recorded
 //
 // Tied embeddings: lm_head's weight gradient can be added into the same dTable.
 
@@ -117,7 +116,7 @@ export function buildEmbeddingGradIndex(
   };
 }
 
-/** An EmbeddingGradIndex on the GPU. Release it only after the submit that uses it. */
+/** An EmbeddingGradIndex on the GPU; release it once embeddingBackward is recorded. */
 export interface EmbeddingGradIndexGpu {
   vocab: number;
   /** N: the number of positions (rows of dOut). */
@@ -131,10 +130,8 @@ export interface EmbeddingGradIndexGpu {
 }
 
 /**
- * Builds the inverse index of `ids` (host, [N]) and uploads it. The upload is a queue
- * write, which lands before anything recorded in the current encoder runs: release the
- * index only after the submit that runs embeddingBackward (releasing it earlier would let
- * a later upload into the same pooled buffer overwrite it first).
+ * Builds the inverse index of `ids` (host, [N]) and uploads it (in recording order, like
+ * every upload: see GpuContext.upload).
  */
 export function uploadEmbeddingGradIndex(
   ctx: GpuContext,

@@ -1,0 +1,249 @@
+// The attention half of a decoder layer, forward and backward (llm.c style: every saved
+// activation explicit, no autograd). Shapes: B sequences of T new tokens, N = B·T rows;
+// d = hidden size; Hq query and Hkv key/value heads of width D; Tk = keys attended (T, or the
+// cache length + T when decoding).
+//
+//   h   = RMSNorm(x; input_layernorm)                               [N, d]
+//   q   = h·Wqᵀ (+ bq)                                               [N, Hq·D]
+//   k   = h·Wkᵀ (+ bk),  v = h·Wvᵀ (+ bv)                              [N, Hkv·D] ×2
+//   Qwen3: q, k ← RMSNorm over each head (q_norm, k_norm: [D])       (rows N·Hq, N·Hkv of D)
+//   q, k ← RoPE(q, k; positions)                                      [B, T, Hq|Hkv, D]
+//   with a cache: k, v written at the cache length; keys/values = the cache's filled prefix
+//   a   = causal GQA attention(q, keys, values; keyMask)             [B, T, Hq, D]
+//   out = x + a·Woᵀ (+ bo)                                           [N, d]
+
+import type { GpuContext } from "../gpu/context.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { attentionBackward, attentionForward } from "../ops/attention.ts";
+import { add } from "../ops/elementwise.ts";
+import { rmsNorm, rmsNormBackward } from "../ops/norm.ts";
+import { rope, ropeBackward } from "../ops/rope.ts";
+import type { ModelConfig } from "./config.ts";
+import { appendToLayerCache, type LayerKvCache } from "./kv_cache.ts";
+import { accumulateInto, linear, linearBackward, linearBackwardAdd } from "./linear.ts";
+
+/** What every layer of one forward shares. */
+export interface LayerInputs {
+  /** B */
+  batch: number;
+  /** T: the new tokens of this forward. */
+  time: number;
+  /** [B, T] i32: each new token's position in its sequence (RoPE). */
+  positions: Tensor<"i32">;
+  /** [B, Tk] u32: which keys are real tokens (Tk = T, or cache length + T). */
+  keyMask: Tensor<"u32">;
+}
+
+/** Where a decoding forward keeps this layer's keys and values. */
+export interface LayerCacheSlot {
+  cache: LayerKvCache;
+  /** The cache length before this forward: the new rows go to [start, start + T). */
+  start: number;
+}
+
+/** A parameter (or its gradient) of one layer, by the suffix after "model.layers.ℓ.". */
+export type LayerTensor = (suffix: string) => Tensor<"f32">;
+/** The same for tensors only some architectures have (biases, q/k norms). */
+export type OptionalLayerTensor = (suffix: string) => Tensor<"f32"> | undefined;
+
+export interface LayerTensors {
+  get: LayerTensor;
+  maybe: OptionalLayerTensor;
+}
+
+/** The forward activations the attention backward needs. */
+export interface AttentionSaved {
+  /** [N, d] the block's input (the residual stream) */
+  x: Tensor<"f32">;
+  /** [N] 1/rms of each row of x */
+  rstd: Tensor<"f32">;
+  /** [N, d] RMSNorm(x): what q, k, v read */
+  h: Tensor<"f32">;
+  /** Qwen3 only: [N, Hq·D], [N, Hkv·D] the projections before the per-head norm, its rstd */
+  qProjected?: Tensor<"f32">;
+  kProjected?: Tensor<"f32">;
+  qRstd?: Tensor<"f32">; // [N·Hq]
+  kRstd?: Tensor<"f32">; // [N·Hkv]
+  /** [B, T, Hq, D], [B, T, Hkv, D], [B, T, Hkv, D]: what attention read */
+  q: Tensor<"f32">;
+  k: Tensor<"f32">;
+  v: Tensor<"f32">;
+  /** [B, T, Hq, D] attention output, [B, Hq, T] its log-sum-exp */
+  attention: Tensor<"f32">;
+  lse: Tensor<"f32">;
+}
+
+function releaseAll(tensors: readonly (Tensor | undefined)[]): void {
+  for (const t of tensors) t?.release();
+}
+
+/** RMSNorm over each head: x [N, H·D] as N·H rows of D → y [N, H·D], rstd [N·H]. */
+function headNorm(
+  ctx: GpuContext,
+  x: Tensor<"f32">,
+  weight: Tensor<"f32">,
+  headDim: number,
+  eps: number,
+): { y: Tensor<"f32">; rstd: Tensor<"f32"> } {
+  const { y, rstd } = rmsNorm(ctx, x.reshape([x.size / headDim, headDim]), weight, eps);
+  return { y: y.reshape(x.shape), rstd };
+}
+
+/**
+ * x: [N, d] → out = x + attention(x): [N, d] (a new tensor; x is not released). With `save`,
+ * also the activations for attentionBlockBackward (which then owns x too); without, every
+ * temporary is released here.
+ */
+export function attentionBlockForward(
+  ctx: GpuContext,
+  config: ModelConfig,
+  p: LayerTensors,
+  x: Tensor<"f32">,
+  inputs: LayerInputs,
+  { save, cache }: { save: boolean; cache?: LayerCacheSlot },
+): { out: Tensor<"f32">; saved: AttentionSaved | null } {
+  const { numHeads: hq, numKvHeads: hkv, headDim, rmsNormEps: eps, ropeTheta: theta } = config;
+  const { batch, time } = inputs;
+  const weight = (name: string) => p.get(`self_attn.${name}.weight`);
+  const bias = (name: string) => p.maybe(`self_attn.${name}.bias`);
+  const ropeHeads = (t: Tensor<"f32">, heads: number) =>
+    rope(ctx, t.reshape([batch, time, heads, headDim]), inputs.positions, { theta });
+
+  const { y: h, rstd } = rmsNorm(ctx, x, p.get("input_layernorm.weight"), eps); // [N, d], [N]
+  const qProjected = linear(ctx, h, weight("q_proj"), bias("q_proj")); // [N, Hq·D]
+  const kProjected = linear(ctx, h, weight("k_proj"), bias("k_proj")); // [N, Hkv·D]
+  const vProjected = linear(ctx, h, weight("v_proj"), bias("v_proj")); // [N, Hkv·D]
+  // Qwen3: RMSNorm over each head vector of q and k, before RoPE.
+  const qNorm = config.qkNorm ? headNorm(ctx, qProjected, weight("q_norm"), headDim, eps) : null;
+  const kNorm = config.qkNorm ? headNorm(ctx, kProjected, weight("k_norm"), headDim, eps) : null;
+  const qNormed = qNorm?.y ?? qProjected; // [N, Hq·D]
+  const kNormed = kNorm?.y ?? kProjected; // [N, Hkv·D]
+  const q = ropeHeads(qNormed, hq); // [B, T, Hq, D]
+  const k = ropeHeads(kNormed, hkv); // [B, T, Hkv, D]
+  const v = vProjected.reshape([batch, time, hkv, headDim]); // [B, T, Hkv, D]
+  // Without the norm these are the projections themselves: only the norm's backward needs them.
+  releaseAll([qNormed, kNormed]);
+
+  // Decoding: the new keys and values join the cache; attention reads the whole prefix.
+  const kv = cache ? appendToLayerCache(ctx, cache.cache, cache.start, k, v) : null;
+  const keys = kv?.keys ?? k; // [B, Tk, Hkv, D]
+  const values = kv?.values ?? v; // [B, Tk, Hkv, D]
+  // [B, T, Hq, D], and its log-sum-exp [B, Hq, T]
+  const { out: attention, lse } = attentionForward(ctx, q, keys, values, inputs.keyMask);
+  if (kv) releaseAll([kv.keys, kv.values]);
+
+  const attention2d = attention.reshape([batch * time, hq * headDim]); // [N, Hq·D]
+  const o = linear(ctx, attention2d, weight("o_proj"), bias("o_proj")); // [N, d]
+  const out = add(ctx, x, o); // [N, d]: the residual stream
+  o.release();
+
+  if (!save) {
+    releaseAll([rstd, h, qNorm?.rstd, kNorm?.rstd, q, k, v, attention, lse]);
+    if (config.qkNorm) releaseAll([qProjected, kProjected]);
+    return { out, saved: null };
+  }
+  const saved: AttentionSaved = { x, rstd, h, q, k, v, attention, lse };
+  if (config.qkNorm) {
+    Object.assign(saved, { qProjected, kProjected, qRstd: qNorm!.rstd, kRstd: kNorm!.rstd });
+  }
+  return { out, saved };
+}
+
+/**
+ * The backward of headNorm: x [N, H·D] (its input), rstd [N·H], dy [N, H·D] →
+ * dx [N, H·D]; the weight's gradient [D] is added into dWeight.
+ */
+function headNormBackward(
+  ctx: GpuContext,
+  x: Tensor<"f32">,
+  weight: Tensor<"f32">,
+  rstd: Tensor<"f32">,
+  dy: Tensor<"f32">,
+  dWeight: Tensor<"f32">,
+): Tensor<"f32"> {
+  const headDim = weight.size;
+  const rows = [x.size / headDim, headDim];
+  const norm = rmsNormBackward(ctx, x.reshape(rows), weight, rstd, dy.reshape(rows));
+  accumulateInto(ctx, dWeight, norm.dWeight);
+  return norm.dx.reshape(x.shape);
+}
+
+/**
+ * dOut: [N, d] = ∂L/∂out → ∂L/∂x: [N, d] (a new tensor; dOut is not released). Parameter
+ * gradients are added into `g` (the layer's gradient tensors). Releases `saved`.
+ */
+export function attentionBlockBackward(
+  ctx: GpuContext,
+  config: ModelConfig,
+  p: LayerTensors,
+  g: LayerTensors,
+  saved: AttentionSaved,
+  dOut: Tensor<"f32">,
+  inputs: LayerInputs,
+): Tensor<"f32"> {
+  const { numHeads: hq, numKvHeads: hkv, headDim, ropeTheta: theta } = config;
+  const { batch, time } = inputs;
+  const rows = batch * time;
+  const weight = (name: string) => p.get(`self_attn.${name}.weight`);
+  const grads = (name: string) => ({
+    weight: g.get(`self_attn.${name}.weight`),
+    bias: g.maybe(`self_attn.${name}.bias`),
+  });
+  const ropeBack = (dy: Tensor<"f32">, heads: number) =>
+    ropeBackward(ctx, dy, inputs.positions, { theta }).reshape([rows, heads * headDim]);
+
+  // out = x + a·Woᵀ (+ bo)
+  const attention2d = saved.attention.reshape([rows, hq * headDim]); // [N, Hq·D]
+  const dAttention = linearBackward(ctx, dOut, attention2d, weight("o_proj"), grads("o_proj"));
+  const { dQ, dK, dV } = attentionBackward(
+    ctx,
+    dAttention.reshape([batch, time, hq, headDim]),
+    saved.q,
+    saved.k,
+    saved.v,
+    saved.attention,
+    saved.lse,
+    inputs.keyMask,
+  ); // [B, T, Hq, D], [B, T, Hkv, D] ×2
+  releaseAll([dAttention, saved.q, saved.k, saved.attention, saved.lse]);
+
+  // RoPE, then (Qwen3) the per-head norms: back to the projections' gradients.
+  let dQProjected = ropeBack(dQ, hq); // [N, Hq·D]
+  let dKProjected = ropeBack(dK, hkv); // [N, Hkv·D]
+  releaseAll([dQ, dK]);
+  if (config.qkNorm) {
+    const dQNormed = dQProjected;
+    const dKNormed = dKProjected;
+    dQProjected = headNormBackward(
+      ctx,
+      saved.qProjected!,
+      weight("q_norm"),
+      saved.qRstd!,
+      dQNormed,
+      g.get("self_attn.q_norm.weight"),
+    );
+    dKProjected = headNormBackward(
+      ctx,
+      saved.kProjected!,
+      weight("k_norm"),
+      saved.kRstd!,
+      dKNormed,
+      g.get("self_attn.k_norm.weight"),
+    );
+    releaseAll([dQNormed, dKNormed, saved.qProjected, saved.kProjected, saved.qRstd, saved.kRstd]);
+  }
+
+  // q, k, v all read h: their input gradients add up.
+  const dV2d = dV.reshape([rows, hkv * headDim]); // [N, Hkv·D]
+  const dH = linearBackward(ctx, dQProjected, saved.h, weight("q_proj"), grads("q_proj")); // [N, d]
+  linearBackwardAdd(ctx, dKProjected, saved.h, weight("k_proj"), grads("k_proj"), dH);
+  linearBackwardAdd(ctx, dV2d, saved.h, weight("v_proj"), grads("v_proj"), dH);
+  releaseAll([dQProjected, dKProjected, dV, saved.h, saved.v]);
+
+  // h = RMSNorm(x); the residual path adds dOut.
+  const norm = rmsNormBackward(ctx, saved.x, p.get("input_layernorm.weight"), saved.rstd, dH);
+  accumulateInto(ctx, g.get("input_layernorm.weight"), norm.dWeight);
+  const dX = add(ctx, dOut, norm.dx); // [N, d]
+  releaseAll([dH, norm.dx, saved.x, saved.rstd]);
+  return dX;
+}

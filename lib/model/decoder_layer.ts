@@ -1,0 +1,94 @@
+// One decoder layer of Qwen2 / Qwen3 / Llama: the attention block, then the MLP block, each
+// adding to the residual stream (lib/model/attention_block.ts, lib/model/mlp_block.ts).
+//
+//   x: [N, d] → xMid = x + attention(RMSNorm(x))  → out = xMid + mlp(RMSNorm(xMid)): [N, d]
+//
+// The backward runs the blocks in reverse, adds every parameter gradient into the caller's
+// gradient tensors (by HF name) and releases the saved activations.
+
+import type { GpuContext } from "../gpu/context.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import {
+  attentionBlockBackward,
+  attentionBlockForward,
+  type AttentionSaved,
+  type LayerCacheSlot,
+  type LayerInputs,
+  type LayerTensors,
+} from "./attention_block.ts";
+import type { ModelConfig } from "./config.ts";
+import { mlpBlockBackward, mlpBlockForward, type MlpSaved } from "./mlp_block.ts";
+
+export type { LayerCacheSlot, LayerInputs, LayerTensors } from "./attention_block.ts";
+
+/** The activations one layer's backward needs. */
+export interface LayerSaved {
+  attention: AttentionSaved;
+  mlp: MlpSaved;
+}
+
+/** The prefix of layer ℓ's tensor names. */
+export function layerPrefix(layer: number): string {
+  return `model.layers.${layer}`;
+}
+
+/**
+ * Layer ℓ's tensors of `tensors` (the parameters, or the gradients) by name suffix:
+ * get("mlp.up_proj.weight") is tensors.get("model.layers.ℓ.mlp.up_proj.weight").
+ */
+export function layerTensors(
+  tensors: ReadonlyMap<string, Tensor<"f32">>,
+  layer: number,
+  what: string,
+): LayerTensors {
+  const prefix = layerPrefix(layer);
+  return {
+    get(suffix) {
+      const t = tensors.get(`${prefix}.${suffix}`);
+      if (!t) throw new Error(`decoder layer: no ${what} tensor "${prefix}.${suffix}"`);
+      return t;
+    },
+    maybe: (suffix) => tensors.get(`${prefix}.${suffix}`),
+  };
+}
+
+/**
+ * x: [N, d] → out: [N, d] (a new tensor; x is not released). With `save`, the activations
+ * for decoderLayerBackward, which then owns x too. With `cache`, the new keys and values are
+ * written into the layer's KV cache and attention reads every cached position.
+ */
+export function decoderLayerForward(
+  ctx: GpuContext,
+  config: ModelConfig,
+  p: LayerTensors,
+  x: Tensor<"f32">,
+  inputs: LayerInputs,
+  options: { save: boolean; cache?: LayerCacheSlot },
+): { out: Tensor<"f32">; saved: LayerSaved | null } {
+  const attention = attentionBlockForward(ctx, config, p, x, inputs, options); // xMid: [N, d]
+  const mlp = mlpBlockForward(ctx, config, p, attention.out, options); // out: [N, d]
+  if (!options.save) {
+    attention.out.release();
+    return { out: mlp.out, saved: null };
+  }
+  return { out: mlp.out, saved: { attention: attention.saved!, mlp: mlp.saved! } };
+}
+
+/**
+ * dOut: [N, d] = ∂L/∂out → ∂L/∂x: [N, d] (a new tensor; dOut is not released). Parameter
+ * gradients are added into `grads` (this layer's gradient tensors). Releases `saved`.
+ */
+export function decoderLayerBackward(
+  ctx: GpuContext,
+  config: ModelConfig,
+  p: LayerTensors,
+  grads: LayerTensors,
+  saved: LayerSaved,
+  dOut: Tensor<"f32">,
+  inputs: LayerInputs,
+): Tensor<"f32"> {
+  const dMid = mlpBlockBackward(ctx, p, grads, saved.mlp, dOut); // [N, d]
+  const dX = attentionBlockBackward(ctx, config, p, grads, saved.attention, dMid, inputs); // [N, d]
+  dMid.release();
+  return dX;
+}

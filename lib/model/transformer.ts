@@ -1,0 +1,318 @@
+// The decoder-only transformer on the GPU (Qwen2ForCausalLM, Qwen3ForCausalLM,
+// LlamaForCausalLM): forward, backward to every parameter, and the next-token loss. Hand-
+// written like llm.c: the forward keeps exactly the activations the backward needs, and the
+// backward adds each parameter's gradient into a tensor the caller owns. lib/ref/transformer.ts
+// is the plain reference this must match.
+//
+// Shapes: B sequences of T tokens, N = B·T rows; d hidden size; V vocabulary.
+//
+//   x⁰     = embed_tokens[ids]                                [N, d]
+//   xˡ⁺¹   = decoder layer ℓ (xˡ), lib/model/decoder_layer.ts  [N, d]
+//   logits = RMSNorm(xᴸ; model.norm)·Wlmᵀ                      [N, V]
+// Wlm is lm_head.weight, or embed_tokens itself when the embeddings are tied.
+//
+// Everything is recorded into the context's current command encoder: nothing here submits or
+// reads back. A training step:
+//
+//   const grads = zeroGrads(ctx, model);                    // once; reused across steps
+//   const { logits, activations } = forward(ctx, model, batch, { train: true });
+//   const { loss, dLogits } = ntpLossAndGrad(ctx, logits, targets, weights);
+//   backward(ctx, model, activations!, dLogits, grads);     // grads += ∂loss/∂params
+//   …release logits, dLogits and loss; micro-batches accumulate into the same grads.
+
+import type { GpuContext } from "../gpu/context.ts";
+import { shapeString, type Tensor } from "../gpu/tensor.ts";
+import { crossEntropyBackward, crossEntropyForward } from "../ops/cross_entropy.ts";
+import { scale } from "../ops/elementwise.ts";
+import { embedding, embeddingBackward, uploadEmbeddingGradIndex } from "../ops/embedding.ts";
+import { readTimeSlice } from "../ops/kv_cache.ts";
+import { matmul } from "../ops/matmul.ts";
+import { rmsNorm, rmsNormBackward } from "../ops/norm.ts";
+import {
+  decoderLayerBackward,
+  decoderLayerForward,
+  type LayerInputs,
+  type LayerSaved,
+  layerTensors,
+} from "./decoder_layer.ts";
+import { EMBED_TOKENS, type GpuModel, lmHeadName, param } from "./gpu_weights.ts";
+import type { KvCache } from "./kv_cache.ts";
+import { accumulateInto, linear, linearBackward } from "./linear.ts";
+import type { ModelBatch } from "./model_batch.ts";
+
+const FINAL_NORM = "model.norm.weight";
+
+export interface ForwardOptions {
+  /** Keep the activations for backward(). */
+  train: boolean;
+  /**
+   * Decode with this KV cache: the batch's T tokens follow the cache's `length` positions;
+   * their keys and values are appended, and batch.keyMask is [B, maxLen]. Not with `train`.
+   */
+  cache?: KvCache;
+}
+
+/** The forward activations backward() needs; it releases them. */
+export interface Activations {
+  readonly batch: number;
+  readonly time: number;
+  /** [B·T] the ids on the host (the embedding backward groups positions by id). */
+  readonly hostIds: Uint32Array;
+  /** positions and keyMask: the caller's batch tensors (keep them alive until backward). */
+  readonly inputs: LayerInputs;
+  readonly layers: LayerSaved[];
+  /** [N, d] the residual stream after the last layer */
+  readonly xFinal: Tensor<"f32">;
+  /** [N] its 1/rms, and [N, d] RMSNorm(xFinal): what the lm_head read */
+  readonly rstdFinal: Tensor<"f32">;
+  readonly normed: Tensor<"f32">;
+  released: boolean;
+}
+
+export interface ForwardResult {
+  /** [N, V] logits of every row (padding rows hold meaningless values). */
+  logits: Tensor<"f32">;
+  /** With `train`: what backward() needs. */
+  activations: Activations | null;
+}
+
+function expectShape(name: string, t: Tensor, shape: readonly number[], dtype: string): void {
+  if (
+    t.dtype !== dtype || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])
+  ) {
+    throw new Error(
+      `forward: ${name} is ${t.dtype} ${shapeString(t.shape)}, expected ${dtype} ${
+        shapeString(shape)
+      }`,
+    );
+  }
+}
+
+/** [B, T] of the batch's ids. */
+function idsShape(batch: ModelBatch): [number, number] {
+  const shape = batch.ids.shape;
+  if (shape.length !== 2) throw new Error(`forward: ids must be [B, T], got ${shapeString(shape)}`);
+  return [shape[0], shape[1]];
+}
+
+/** Host ids must be token ids < vocab (the GPU gather cannot fail, it would clamp). */
+function checkHostIds(ids: Uint32Array, vocab: number, count: number): void {
+  if (ids.length !== count) {
+    throw new Error(`forward: ${ids.length} host ids for a [B, T] batch of ${count} tokens`);
+  }
+  for (let i = 0; i < ids.length; i++) {
+    if (ids[i] >= vocab) {
+      throw new Error(`forward: id ${ids[i]} at row ${i} is not < vocab ${vocab}`);
+    }
+  }
+}
+
+/**
+ * The model on a batch: ids, positions, keyMask [B, T] → logits [N, V], N = B·T. With `train`,
+ * also the activations for backward() (which needs the host ids: give host ids, or
+ * batch.hostIds with a GPU ids tensor). With `cache`, decodes: see ForwardOptions.
+ * The batch's tensors are not released (and must outlive the backward).
+ */
+export function forward(
+  ctx: GpuContext,
+  model: GpuModel,
+  batch: ModelBatch,
+  { train, cache }: ForwardOptions,
+): ForwardResult {
+  const { config } = model;
+  const { hiddenSize: d, vocabSize: vocab } = config;
+  const [b, t] = idsShape(batch);
+  const rows = b * t;
+  if (train && cache) throw new Error("forward: training does not use a KV cache");
+  expectShape("positions", batch.positions, [b, t], "i32");
+
+  // The ids: uploaded here when given on the host.
+  const given = batch.ids;
+  const hostIds = "data" in given ? given.data : batch.hostIds;
+  if (hostIds) checkHostIds(hostIds, vocab, rows);
+  if (train && !hostIds) {
+    throw new Error("forward: training needs the ids on the host (batch.hostIds or host ids)");
+  }
+  const ids = "data" in given ? ctx.upload(given.data, [b, t], "u32") : given;
+  expectShape("ids", ids, [b, t], "u32");
+
+  // The keys attention sees: the batch's, or with a cache every position up to the new ones.
+  let keyMask = batch.keyMask;
+  const start = cache?.length ?? 0;
+  if (cache) {
+    if (cache.batch !== b || start + t > cache.maxLen) {
+      throw new Error(
+        `forward: ${t} new tokens × ${b} sequences do not fit the KV cache ` +
+          `(batch ${cache.batch}, ${start} of ${cache.maxLen} positions filled)`,
+      );
+    }
+    expectShape("keyMask", batch.keyMask, [b, cache.maxLen], "u32");
+    keyMask = readTimeSlice(ctx, batch.keyMask, 0, start + t); // [B, start + T]
+  } else {
+    expectShape("keyMask", batch.keyMask, [b, t], "u32");
+  }
+  const inputs: LayerInputs = { batch: b, time: t, positions: batch.positions, keyMask };
+
+  let x = embedding(ctx, ids, param(model, EMBED_TOKENS)).reshape([rows, d]); // [N, d]
+  if (ids !== given) ids.release();
+  const layers: LayerSaved[] = [];
+  for (let layer = 0; layer < config.numLayers; layer++) {
+    const p = layerTensors(model.params, layer, "parameter");
+    const slot = cache ? { cache: cache.layers[layer], start } : undefined;
+    const { out, saved } = decoderLayerForward(ctx, config, p, x, inputs, {
+      save: train,
+      cache: slot,
+    });
+    if (saved) layers.push(saved); // it owns x now
+    else x.release();
+    x = out;
+  }
+
+  const finalNorm = param(model, FINAL_NORM);
+  const { y: normed, rstd: rstdFinal } = rmsNorm(ctx, x, finalNorm, config.rmsNormEps); // [N, d]
+  const logits = linear(ctx, normed, param(model, lmHeadName(config))); // [N, V]
+  if (cache) {
+    keyMask.release();
+    cache.length = start + t;
+  }
+  if (!train) {
+    for (const tensor of [x, normed, rstdFinal]) tensor.release();
+    return { logits, activations: null };
+  }
+  return {
+    logits,
+    activations: {
+      batch: b,
+      time: t,
+      hostIds: hostIds!,
+      inputs,
+      layers,
+      xFinal: x,
+      rstdFinal,
+      normed,
+      released: false,
+    },
+  };
+}
+
+/** A zero gradient tensor for every parameter, by HF name (tied: embed_tokens takes lm_head's). */
+export function zeroGrads(ctx: GpuContext, model: GpuModel): Map<string, Tensor<"f32">> {
+  const grads = new Map<string, Tensor<"f32">>();
+  for (const [name, t] of model.params) grads.set(name, ctx.zeros(t.shape, "f32"));
+  return grads;
+}
+
+/** Gives every gradient buffer back to the pool. */
+export function releaseGrads(grads: ReadonlyMap<string, Tensor<"f32">>): void {
+  for (const t of grads.values()) t.release();
+}
+
+/**
+ * Adds ∂L/∂θ into grads[name] for every parameter θ, given dLogits = ∂L/∂logits: [N, V]
+ * (dLogits is not released). `grads` as made by zeroGrads: accumulating over micro-batches is
+ * calling this once per micro-batch. Releases the activations.
+ */
+export function backward(
+  ctx: GpuContext,
+  model: GpuModel,
+  activations: Activations,
+  dLogits: Tensor<"f32">,
+  grads: ReadonlyMap<string, Tensor<"f32">>,
+): void {
+  const { config } = model;
+  const rows = activations.batch * activations.time;
+  if (activations.released) throw new Error("backward: these activations were already used");
+  if (
+    dLogits.shape.length !== 2 || dLogits.shape[0] !== rows || dLogits.shape[1] !== config.vocabSize
+  ) {
+    throw new Error(
+      `backward: dLogits is ${shapeString(dLogits.shape)}, expected [${rows}, ${config.vocabSize}]`,
+    );
+  }
+  const grad = (name: string) => {
+    const g = grads.get(name);
+    if (!g) throw new Error(`backward: no gradient tensor for "${name}" (use zeroGrads)`);
+    return g;
+  };
+  activations.released = true;
+
+  // logits = normed·Wlmᵀ (tied: Wlm is embed_tokens, and so is its gradient).
+  const lmHead = lmHeadName(config);
+  const dNormed = linearBackward(ctx, dLogits, activations.normed, param(model, lmHead), {
+    weight: grad(lmHead),
+  }); // [N, d]
+  const finalNorm = rmsNormBackward(
+    ctx,
+    activations.xFinal,
+    param(model, FINAL_NORM),
+    activations.rstdFinal,
+    dNormed,
+  );
+  accumulateInto(ctx, grad(FINAL_NORM), finalNorm.dWeight);
+  for (const t of [dNormed, activations.normed, activations.rstdFinal, activations.xFinal]) {
+    t.release();
+  }
+
+  let dX = finalNorm.dx; // [N, d]
+  for (let layer = config.numLayers - 1; layer >= 0; layer--) {
+    const dIn = decoderLayerBackward(
+      ctx,
+      config,
+      layerTensors(model.params, layer, "parameter"),
+      layerTensors(grads, layer, "gradient"),
+      activations.layers[layer],
+      dX,
+      activations.inputs,
+    );
+    dX.release();
+    dX = dIn;
+  }
+
+  // x⁰ = embed_tokens[ids]: each id's rows of dX summed in a fixed order (host-built index).
+  const index = uploadEmbeddingGradIndex(ctx, activations.hostIds, config.vocabSize);
+  embeddingBackward(ctx, dX, index, grad(EMBED_TOKENS));
+  // Releasing right after recording is safe: ctx.upload places the index data in recording
+  // order (a copy recorded into this encoder), so a later upload into a reused buffer lands
+  // after this dispatch has run.
+  index.release();
+  dX.release();
+}
+
+export interface NtpLoss {
+  /** [1]: Σ_r w_r·(−log softmax(logits_r)[target_r]) */
+  loss: Tensor<"f32">;
+  /** [N, V]: ∂loss/∂logits */
+  dLogits: Tensor<"f32">;
+}
+
+/**
+ * Next-token loss and its gradient. logits: [N, V], targets: [N] u32 (< V), weights: [N] f32 →
+ * loss = Σ_r w_r·(−log p_r(target_r)) and dLogits = ∂loss/∂logits.
+ *
+ * No normalisation happens here: the caller passes weights already normalised, e.g. 1/count
+ * on the rows that have a next token and 0 on padding and last tokens for the mean NTP loss
+ * (nextTokenTargets in lib/model/model_batch.ts), or 1/(count of all micro-batches) when
+ * accumulating. `inPlace` overwrites logits with dLogits (saves a [N, V] buffer).
+ */
+export function ntpLossAndGrad(
+  ctx: GpuContext,
+  logits: Tensor<"f32">,
+  targets: Tensor<"u32">,
+  weights: Tensor<"f32">,
+  { inPlace = false }: { inPlace?: boolean } = {},
+): NtpLoss {
+  const rows = logits.shape[0];
+  if (logits.shape.length !== 2 || weights.dtype !== "f32" || weights.size !== rows) {
+    throw new Error(
+      `ntpLossAndGrad: logits ${shapeString(logits.shape)} must be [N, V] and weights ` +
+        `${weights.dtype} ${shapeString(weights.shape)} f32 [N]`,
+    );
+  }
+  const { logprob, lse } = crossEntropyForward(ctx, logits, targets, { entropy: false }); // [N] ×2
+  const dLogprob = scale(ctx, weights.reshape([rows]), -1); // [N]: ∂loss/∂logprob = −w
+  // loss = Σ_r (−w_r)·logprob_r, a [1, N]·[N, 1] product (a fixed summation order).
+  const loss = matmul(ctx, dLogprob.reshape([1, rows]), logprob.reshape([rows, 1])).reshape([1]);
+  const dLogits = crossEntropyBackward(ctx, logits, targets, lse, dLogprob, { inPlace }); // [N, V]
+  for (const t of [logprob, lse, dLogprob]) t.release();
+  return { loss, dLogits };
+}
