@@ -4,8 +4,10 @@
 import { UserError } from "../gpu/errors.ts";
 import { VERSION } from "../version.ts";
 import { demo, demoHelp } from "./demo.ts";
+import { generateCommand, generateHelp } from "./generate.ts";
 import { info, infoHelp } from "./info.ts";
 import { init, initHelp } from "./init.ts";
+import { scoreCommand, scoreHelp } from "./score.ts";
 import { selfcheck, selfcheckHelp } from "./selfcheck.ts";
 
 interface Command {
@@ -23,6 +25,16 @@ const COMMANDS: Record<string, Command> = {
   },
   demo: { run: demo, help: demoHelp, summary: "run the demo (adapter, kernel self-check)" },
   init: { run: init, help: initHelp, summary: "create a new model folder from a preset" },
+  generate: {
+    run: generateCommand,
+    help: generateHelp,
+    summary: "continue a prompt with a model (sampling, KV cache)",
+  },
+  score: {
+    run: scoreCommand,
+    help: scoreHelp,
+    summary: "per-token log-probs and entropies of a text, and its perplexity",
+  },
 };
 
 function usage(): string {
