@@ -8,6 +8,7 @@ import * as attention from "../ops/attention.ts";
 import * as crossEntropy from "../ops/cross_entropy.ts";
 import * as elementwise from "../ops/elementwise.ts";
 import * as embedding from "../ops/embedding.ts";
+import * as matmul from "../ops/matmul.ts";
 import * as norm from "../ops/norm.ts";
 import * as reduce from "../ops/reduce.ts";
 import * as rope from "../ops/rope.ts";
@@ -18,6 +19,7 @@ import * as attentionRef from "../ref/attention.ts";
 import * as crossEntropyRef from "../ref/cross_entropy.ts";
 import * as elementwiseRef from "../ref/elementwise.ts";
 import * as embeddingRef from "../ref/embedding.ts";
+import * as matmulRef from "../ref/matmul.ts";
 import * as normRef from "../ref/norm.ts";
 import { Rng } from "../ref/random.ts";
 import * as reduceRef from "../ref/reduce.ts";
@@ -54,6 +56,37 @@ async function readAndRelease(ctx: GpuContext, tensors: Tensor[]) {
 }
 
 export const KERNEL_CHECKS: KernelCheck[] = [
+  {
+    name: "matmul (all transposes, both kernels)",
+    run: async (ctx, seed) => {
+      const rng = new Rng(seed);
+      const [M, K, N] = [36, 68, 52]; // 4-aligned, so the vec4 kernel can run too
+      let worst = 0;
+      for (const variant of ["registers-vec4", "tiled"] as const) {
+        for (const transposeA of [false, true]) {
+          for (const transposeB of [false, true]) {
+            const aShape = transposeA ? [K, M] : [M, K];
+            const bShape = transposeB ? [N, K] : [K, N];
+            const a = rng.normals(M * K);
+            const b = rng.normals(K * N);
+            const ta = ctx.f32(a, aShape);
+            const tb = ctx.f32(b, bShape);
+            const c = matmul.matmul(ctx, ta, tb, { transposeA, transposeB, variant });
+            const [got] = await readAndRelease(ctx, [c, ta, tb]);
+            const expected = matmulRef.matmul({ data: a, shape: aShape }, {
+              data: b,
+              shape: bShape,
+            }, {
+              transposeA,
+              transposeB,
+            });
+            worst = Math.max(worst, worstError(got, expected, 1e-4, 1e-4));
+          }
+        }
+      }
+      return worst;
+    },
+  },
   {
     name: "elementwise (add, scale)",
     run: async (ctx, seed) => {
