@@ -9,6 +9,7 @@ import { info, infoHelp } from "./info.ts";
 import { init, initHelp } from "./init.ts";
 import { scoreCommand, scoreHelp } from "./score.ts";
 import { selfcheck, selfcheckHelp } from "./selfcheck.ts";
+import { trainCommand, trainHelp } from "./train.ts";
 
 interface Command {
   run: (args: string[]) => Promise<number>;
@@ -35,6 +36,7 @@ const COMMANDS: Record<string, Command> = {
     help: scoreHelp,
     summary: "per-token log-probs and entropies of a text, and its perplexity",
   },
+  train: { run: trainCommand, help: trainHelp, summary: "train a model (ntp, rpt, rmt, ...)" },
 };
 
 function usage(): string {

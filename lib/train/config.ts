@@ -186,6 +186,18 @@ export const CONFIG_SCHEMA = {
       doc: "steps between checkpoints (0: only at the end)",
       spec: OURS,
     }),
+    keep_checkpoints: integer({
+      default: 2,
+      min: 1,
+      doc: "newest checkpoints kept in the run folder (older ones are deleted)",
+      spec: OURS,
+    }),
+    max_bad_steps: integer({
+      default: 5,
+      min: 1,
+      doc: "non-finite loss or gradient norm this many steps in a row stops training",
+      spec: OURS,
+    }),
   },
   entropy: {
     top_k: integer({

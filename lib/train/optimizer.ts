@@ -1,0 +1,155 @@
+// AdamW over every parameter of the model, on the GPU: the moments m, v (one f32 tensor each
+// per parameter, by HF name), and one optimizer step that clips by the global gradient norm.
+// Nothing here reads back: the step returns the norm and the clip control as GPU tensors for
+// the trainer's one readback.
+//
+//   norm  = ‖(g_1, …, g_n)‖₂ over all parameters, fixed order      (gradNorm)
+//   guard = norm + 0·objective  in the norm slot: non-finite when the objective is
+//   clip  = [scale, apply]                                          (clipFactor on guard)
+//   every θ: AdamW(θ, g·scale, m, v, lr, t) unless apply == 0       (adamwStep)
+//
+// A step whose objective or gradient norm is non-finite is thus skipped on the GPU: weights,
+// m and v stay as they were. `t` counts the updates actually applied (the trainer calls
+// `applied` after reading `clip`), so bias corrections ignore skipped steps, as PyTorch's
+// GradScaler does.
+
+import type { GpuContext } from "../gpu/context.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { adamwStep, clipFactor, gradNorm } from "../ops/adamw.ts";
+import { add, scale } from "../ops/elementwise.ts";
+import { sumInto } from "../ops/reduce.ts";
+import { type GpuModel, readGpuWeights } from "../model/gpu_weights.ts";
+
+export interface AdamwSettings {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** Clip the global gradient norm to this; 0: no clipping (only the finiteness check). */
+  gradClip: number;
+}
+
+/** The recorded step's GPU results, for the trainer's readback (the caller releases them). */
+export interface RecordedStep {
+  /** [2]: sum of squares, global gradient norm (of the gradients alone). */
+  norm: Tensor<"f32">;
+  /** [2]: clip scale, apply (1: the update was made; 0: skipped, non-finite). */
+  clip: Tensor<"f32">;
+}
+
+/** Host copies of the moments by HF name (what a checkpoint stores). */
+export interface OptimizerState {
+  m: Map<string, Float32Array<ArrayBuffer>>;
+  v: Map<string, Float32Array<ArrayBuffer>>;
+  /** Updates applied so far (the next one is t = updates + 1). */
+  updates: number;
+}
+
+export class AdamW {
+  private constructor(
+    readonly settings: AdamwSettings,
+    /** First moments, by HF name, same shapes as the parameters. */
+    readonly m: Map<string, Tensor<"f32">>,
+    /** Second moments. */
+    readonly v: Map<string, Tensor<"f32">>,
+    /** Updates applied so far. */
+    public updates: number,
+  ) {}
+
+  /** Fresh state: zero moments for every parameter of `model`. */
+  static zeros(ctx: GpuContext, model: GpuModel, settings: AdamwSettings): AdamW {
+    const m = new Map<string, Tensor<"f32">>();
+    const v = new Map<string, Tensor<"f32">>();
+    for (const [name, p] of model.params) {
+      m.set(name, ctx.zeros(p.shape, "f32"));
+      v.set(name, ctx.zeros(p.shape, "f32"));
+    }
+    return new AdamW(settings, m, v, 0);
+  }
+
+  /** State uploaded from host copies (a checkpoint); every parameter must have m and v. */
+  static fromState(
+    ctx: GpuContext,
+    model: GpuModel,
+    settings: AdamwSettings,
+    state: OptimizerState,
+  ): AdamW {
+    const m = new Map<string, Tensor<"f32">>();
+    const v = new Map<string, Tensor<"f32">>();
+    for (const [name, p] of model.params) {
+      for (const [which, host, gpu] of [["m", state.m, m], ["v", state.v, v]] as const) {
+        const data = host.get(name);
+        if (!data || data.length !== p.size) {
+          for (const t of [...m.values(), ...v.values()]) t.release();
+          throw new Error(`optimizer state: ${which} of "${name}" is missing or misshapen`);
+        }
+        gpu.set(name, ctx.upload(data, p.shape, "f32"));
+      }
+    }
+    return new AdamW(settings, m, v, state.updates);
+  }
+
+  /**
+   * Records one step over every parameter of `model` with its gradient in `grads`, at learning
+   * rate `lr`. objective: [1], the step's loss; a non-finite one skips the update.
+   */
+  record(
+    ctx: GpuContext,
+    model: GpuModel,
+    grads: ReadonlyMap<string, Tensor<"f32">>,
+    lr: number,
+    objective: Tensor<"f32">,
+  ): RecordedStep {
+    const names = [...model.params.keys()];
+    const gradList = names.map((name) => {
+      const g = grads.get(name);
+      if (!g) throw new Error(`optimizer: no gradient for "${name}"`);
+      return g;
+    });
+    const norm = gradNorm(ctx, gradList); // [2]
+
+    // guard = [0, 0·objective]: 0, or NaN when the objective is not finite (0·±∞ = NaN).
+    const zeroed = scale(ctx, objective.reshape([1]), 0); // [1]
+    const guard = ctx.zeros([2], "f32");
+    sumInto(ctx, zeroed, guard, 1);
+    const guarded = add(ctx, norm, guard); // [2]: [sumsq, norm + guard]
+    const { gradClip } = this.settings;
+    const clip = clipFactor(ctx, guarded, gradClip > 0 ? gradClip : Infinity);
+    for (const t of [zeroed, guard, guarded]) t.release();
+
+    const s = this.settings;
+    const t = this.updates + 1;
+    for (const name of names) {
+      adamwStep(ctx, {
+        param: model.params.get(name)!,
+        grad: grads.get(name)!,
+        m: this.m.get(name)!,
+        v: this.v.get(name)!,
+        lr,
+        step: t,
+        beta1: s.beta1,
+        beta2: s.beta2,
+        eps: s.eps,
+        weightDecay: s.weightDecay,
+        clip,
+      });
+    }
+    return { norm, clip };
+  }
+
+  /** After reading the clip control back: counts the update if it was applied. */
+  applied(apply: boolean): void {
+    if (apply) this.updates++;
+  }
+
+  /** Reads the moments back (for a checkpoint). */
+  async read(ctx: GpuContext, model: GpuModel): Promise<OptimizerState> {
+    const m = await readGpuWeights(ctx, { config: model.config, params: this.m });
+    const v = await readGpuWeights(ctx, { config: model.config, params: this.v });
+    return { m, v, updates: this.updates };
+  }
+
+  release(): void {
+    for (const t of [...this.m.values(), ...this.v.values()]) t.release();
+  }
+}
