@@ -14,13 +14,22 @@
 //              and one workgroup per distinct id sums its dOut rows in that fixed order,
 //              then adds the sum to dTable's row once. Each dTable element has exactly one
 //              writer, so reruns are bit-identical; the cost is O(N·D), independent of V.
+//
+// Row chunks: a table too big for one storage binding is held as row chunks, rows
+// [row_start, row_end) of the [V, D] table in a tensor of row_end − row_start rows. The
+// forward over one chunk writes only the out rows whose id lies in it (the chunks together
+// write each row once); the backward over one chunk adds only its ids, into the chunk's
+// gradient. A whole table is the one chunk [0, V).
 
 override WORKGROUP_SIZE: u32 = 256u; // forward: threads per workgroup; backward: threads across D
 
 struct Params {
-  count: u32, // forward: N·D elements; backward: U distinct ids
-  dim: u32,   // D
-  vocab: u32, // V
+  count: u32,        // forward: N·D elements; backward: distinct ids in this chunk
+  dim: u32,          // D
+  vocab: u32,        // V: rows of the whole table
+  row_start: u32,    // the chunk holds table rows [row_start, row_end)
+  row_end: u32,
+  first_unique: u32, // backward: index u of the chunk's first distinct id
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -41,10 +50,11 @@ fn embedding_forward(
   let n = i / params.dim;
   let d = i - n * params.dim;
   let id = min(ids[n], params.vocab - 1u);
-  out[i] = table[id * params.dim + d];
+  if (id < params.row_start || id >= params.row_end) { return; } // another chunk's row
+  out[i] = table[(id - params.row_start) * params.dim + d];
 }
 
-// ---- backward: one workgroup per distinct id, threads across D ------------------------
+// ---- backward: one workgroup per distinct id of the chunk, threads across D -----------
 
 @group(0) @binding(1) var<storage, read> d_out: array<f32>;
 @group(0) @binding(2) var<storage, read> unique_ids: array<u32>;
@@ -58,9 +68,10 @@ fn embedding_backward(
   @builtin(num_workgroups) groups: vec3<u32>,
   @builtin(local_invocation_index) tid: u32,
 ) {
-  let u = wid.x + wid.y * groups.x;
-  if (u >= params.count) { return; }
-  let row = unique_ids[u] * params.dim;
+  let k = wid.x + wid.y * groups.x;
+  if (k >= params.count) { return; }
+  let u = params.first_unique + k;
+  let row = (unique_ids[u] - params.row_start) * params.dim;
   let first = offsets[u];
   let last = offsets[u + 1u];
   for (var d = tid; d < params.dim; d += WORKGROUP_SIZE) {

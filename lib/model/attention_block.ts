@@ -19,6 +19,7 @@ import { add } from "../ops/elementwise.ts";
 import { rmsNorm, rmsNormBackward } from "../ops/norm.ts";
 import { rope, ropeBackward } from "../ops/rope.ts";
 import type { ModelConfig } from "./config.ts";
+import type { ChunkedWeight } from "./gpu_weights.ts";
 import { appendToLayerCache, type LayerKvCache } from "./kv_cache.ts";
 import { accumulateInto, linear, linearBackward, linearBackwardAdd } from "./linear.ts";
 
@@ -47,8 +48,11 @@ export type LayerTensor = (suffix: string) => Tensor<"f32">;
 export type OptionalLayerTensor = (suffix: string) => Tensor<"f32"> | undefined;
 
 export interface LayerTensors {
+  /** A tensor held whole (norm weights, biases). */
   get: LayerTensor;
   maybe: OptionalLayerTensor;
+  /** A projection's weight matrix as its row chunks (one unless it is bigger than a binding). */
+  weight: (suffix: string) => ChunkedWeight;
 }
 
 /** The forward activations the attention backward needs. */
@@ -104,8 +108,9 @@ export function attentionBlockForward(
 ): { out: Tensor<"f32">; saved: AttentionSaved | null } {
   const { numHeads: hq, numKvHeads: hkv, headDim, rmsNormEps: eps, ropeTheta: theta } = config;
   const { batch, time } = inputs;
-  const weight = (name: string) => p.get(`self_attn.${name}.weight`);
+  const weight = (name: string) => p.weight(`self_attn.${name}.weight`);
   const bias = (name: string) => p.maybe(`self_attn.${name}.bias`);
+  const norm = (name: string) => p.get(`self_attn.${name}.weight`);
   const ropeHeads = (t: Tensor<"f32">, heads: number) =>
     rope(ctx, t.reshape([batch, time, heads, headDim]), inputs.positions, { theta });
 
@@ -114,8 +119,8 @@ export function attentionBlockForward(
   const kProjected = linear(ctx, h, weight("k_proj"), bias("k_proj")); // [N, Hkv·D]
   const vProjected = linear(ctx, h, weight("v_proj"), bias("v_proj")); // [N, Hkv·D]
   // Qwen3: RMSNorm over each head vector of q and k, before RoPE.
-  const qNorm = config.qkNorm ? headNorm(ctx, qProjected, weight("q_norm"), headDim, eps) : null;
-  const kNorm = config.qkNorm ? headNorm(ctx, kProjected, weight("k_norm"), headDim, eps) : null;
+  const qNorm = config.qkNorm ? headNorm(ctx, qProjected, norm("q_norm"), headDim, eps) : null;
+  const kNorm = config.qkNorm ? headNorm(ctx, kProjected, norm("k_norm"), headDim, eps) : null;
   const qNormed = qNorm?.y ?? qProjected; // [N, Hq·D]
   const kNormed = kNorm?.y ?? kProjected; // [N, Hkv·D]
   const q = ropeHeads(qNormed, hq); // [B, T, Hq, D]
@@ -184,9 +189,9 @@ export function attentionBlockBackward(
   const { numHeads: hq, numKvHeads: hkv, headDim, ropeTheta: theta } = config;
   const { batch, time } = inputs;
   const rows = batch * time;
-  const weight = (name: string) => p.get(`self_attn.${name}.weight`);
+  const weight = (name: string) => p.weight(`self_attn.${name}.weight`);
   const grads = (name: string) => ({
-    weight: g.get(`self_attn.${name}.weight`),
+    weight: g.weight(`self_attn.${name}.weight`),
     bias: g.maybe(`self_attn.${name}.bias`),
   });
   const ropeBack = (dy: Tensor<"f32">, heads: number) =>
@@ -217,7 +222,7 @@ export function attentionBlockBackward(
     dQProjected = headNormBackward(
       ctx,
       saved.qProjected!,
-      weight("q_norm"),
+      p.get("self_attn.q_norm.weight"),
       saved.qRstd!,
       dQNormed,
       g.get("self_attn.q_norm.weight"),
@@ -225,7 +230,7 @@ export function attentionBlockBackward(
     dKProjected = headNormBackward(
       ctx,
       saved.kProjected!,
-      weight("k_norm"),
+      p.get("self_attn.k_norm.weight"),
       saved.kRstd!,
       dKNormed,
       g.get("self_attn.k_norm.weight"),

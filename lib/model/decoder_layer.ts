@@ -17,6 +17,7 @@ import {
   type LayerTensors,
 } from "./attention_block.ts";
 import type { ModelConfig } from "./config.ts";
+import { type GpuModel, param, weightChunks } from "./gpu_weights.ts";
 import { mlpBlockBackward, mlpBlockForward, type MlpSaved } from "./mlp_block.ts";
 
 export type { LayerCacheSlot, LayerInputs, LayerTensors } from "./attention_block.ts";
@@ -33,22 +34,24 @@ export function layerPrefix(layer: number): string {
 }
 
 /**
- * Layer ℓ's tensors of `tensors` (the parameters, or the gradients) by name suffix:
- * get("mlp.up_proj.weight") is tensors.get("model.layers.ℓ.mlp.up_proj.weight").
+ * Layer ℓ's tensors of `tensors` (the model's parameters, or gradients keyed like them) by
+ * name suffix: get("post_attention_layernorm.weight") is the tensor of
+ * "model.layers.ℓ.post_attention_layernorm.weight"; weight("mlp.up_proj.weight") gives that
+ * matrix's row chunks (see lib/model/gpu_weights.ts).
  */
 export function layerTensors(
+  model: GpuModel,
   tensors: ReadonlyMap<string, Tensor<"f32">>,
   layer: number,
-  what: string,
 ): LayerTensors {
   const prefix = layerPrefix(layer);
   return {
-    get(suffix) {
-      const t = tensors.get(`${prefix}.${suffix}`);
-      if (!t) throw new Error(`decoder layer: no ${what} tensor "${prefix}.${suffix}"`);
-      return t;
-    },
-    maybe: (suffix) => tensors.get(`${prefix}.${suffix}`),
+    get: (suffix) => param(model, `${prefix}.${suffix}`, tensors),
+    maybe: (suffix) =>
+      model.chunks.has(`${prefix}.${suffix}`)
+        ? param(model, `${prefix}.${suffix}`, tensors)
+        : undefined,
+    weight: (suffix) => weightChunks(model, `${prefix}.${suffix}`, tensors),
   };
 }
 

@@ -3,7 +3,8 @@
 // maxBufferSize; a big matrix (a 152,064 × 5,120 f32 embedding is 3.1 GB) must therefore be
 // split. We split along the first dimension into row ranges ("chunks"): each chunk is a
 // contiguous slice of the row-major tensor, so it reads straight from the file as one element
-// range and a matmul over it is just a matmul over fewer output rows.
+// range and a matmul over it is just a matmul over fewer output rows. lib/model/gpu_weights.ts
+// holds the model's parameters on the GPU by this plan.
 //
 // Pure arithmetic: nothing is allocated. The plan also gives the memory bill of training
 // (parameters, gradients, AdamW's two moments), all f32.
@@ -46,15 +47,27 @@ export interface LayoutPlan {
   readonly largestChunkBytes: number;
 }
 
+export interface PlanOptions {
+  /** Bytes per element (4: f32). */
+  bytesPerElement?: number;
+  /**
+   * Cut chunks at multiples of this many rows (all chunks but the last hold a multiple of
+   * it). The GPU model asks for 4: a matmul over a chunk then keeps its 4-aligned fast path.
+   * Ignored when fewer rows than this fit one binding.
+   */
+  rowAlign?: number;
+}
+
 /**
  * Plans the chunks of every tensor. A tensor that fits one binding is one chunk; a bigger one
- * is cut into the fewest chunks that fit, balanced (sizes differ by at most one row).
+ * is cut into the fewest chunks that fit, balanced: sizes differ by at most one row, or by at
+ * most `rowAlign` rows when aligned (the last chunk takes what is left).
  * Throws a UserError when a single row does not fit a binding (nothing could be done).
  */
 export function planLayout(
   tensors: ReadonlyMap<string, readonly number[]>,
   limits: DeviceLimits,
-  bytesPerElement = 4,
+  { bytesPerElement = 4, rowAlign = 1 }: PlanOptions = {},
 ): LayoutPlan {
   const chunkLimitBytes = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
   const layouts = new Map<string, TensorLayout>();
@@ -77,13 +90,16 @@ export function planLayout(
             `the GPU can bind at once (${chunkLimitBytes} bytes)`,
         );
       }
-      const count = Math.ceil(rows / maxRows);
-      const base = Math.floor(rows / count);
-      const extra = rows % count; // the first `extra` chunks take one more row
+      // Balance whole units of `align` rows; the last chunk is cut short at the last row.
+      const align = maxRows >= rowAlign ? rowAlign : 1;
+      const units = Math.ceil(rows / align);
+      const count = Math.ceil(units / Math.floor(maxRows / align));
+      const base = Math.floor(units / count);
+      const extra = units % count; // the first `extra` chunks take one more unit
       chunks = [];
       let rowStart = 0;
       for (let i = 0; i < count; i++) {
-        const rowEnd = rowStart + base + (i < extra ? 1 : 0);
+        const rowEnd = Math.min(rows, rowStart + (base + (i < extra ? 1 : 0)) * align);
         chunks.push({ rowStart, rowEnd, bytes: (rowEnd - rowStart) * rowBytes });
         rowStart = rowEnd;
       }

@@ -3,41 +3,104 @@
 // (+=) into tensors the caller owns, so micro-batches add up.
 //
 //   x: [rows, in]   W: [out, in]   b: [out]   y, dy: [rows, out]   dx: [rows, in]
+//
+// W comes as its row chunks (lib/model/gpu_weights.ts): usually one, but a weight bigger than
+// one storage binding (a large vocabulary's lm_head) is several. Rows [r0, r1) of W are the
+// output features [r0, r1), so each chunk gives a block of y's columns:
+//
+//   y[:, r0:r1]  = x·W[r0:r1]ᵀ                       (written into y's columns)
+//   dW[r0:r1]   += dy[:, r0:r1]ᵀ·x                   (the chunk's gradient, alone)
+//   dx           = Σ_chunks dy[:, r0:r1]·W[r0:r1]    (accumulated in chunk order)
+//
+// With one chunk these are the plain products (no column copies).
 
 import type { GpuContext } from "../gpu/context.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import { shapeString, type Tensor } from "../gpu/tensor.ts";
 import { addBiasInPlace, biasBackwardInto } from "../ops/bias.ts";
+import { readColumns, writeColumns } from "../ops/columns.ts";
 import { add } from "../ops/elementwise.ts";
 import { matmul, matmulInto } from "../ops/matmul.ts";
+import type { ChunkedWeight } from "./gpu_weights.ts";
 
-/** x: [rows, in], weight: [out, in], bias: [out] or none → y: [rows, out] = x·Wᵀ (+ b). */
+/** The rows of a chunked [out, in] weight: out. */
+function outFeatures(weight: ChunkedWeight): number {
+  const last = weight[weight.length - 1];
+  return last.rowStart + last.tensor.shape[0];
+}
+
+/**
+ * x: [rows, in], weight: [out, in] as row chunks, bias: [out] or none →
+ * y: [rows, out] = x·Wᵀ (+ b).
+ */
 export function linear(
   ctx: GpuContext,
   x: Tensor<"f32">,
-  weight: Tensor<"f32">,
+  weight: ChunkedWeight,
   bias?: Tensor<"f32">,
 ): Tensor<"f32"> {
-  const y = matmul(ctx, x, weight, { transposeB: true }); // [rows, out]
+  let y: Tensor<"f32">;
+  if (weight.length === 1) {
+    y = matmul(ctx, x, weight[0].tensor, { transposeB: true }); // [rows, out]
+  } else {
+    y = ctx.empty([x.shape[0], outFeatures(weight)], "f32"); // [rows, out]
+    for (const { rowStart, tensor } of weight) {
+      const block = matmul(ctx, x, tensor, { transposeB: true }); // [rows, chunk rows]
+      writeColumns(ctx, block, y, rowStart);
+      block.release();
+    }
+  }
   if (bias) addBiasInPlace(ctx, y, bias);
   return y;
 }
 
 /** The parameter gradients a linear layer adds into (owned by the caller's grads map). */
 export interface LinearGrads {
-  /** [out, in] */
-  weight: Tensor<"f32">;
+  /** [out, in], in the same row chunks as the weight */
+  weight: ChunkedWeight;
   /** [out], when the layer has a bias */
   bias?: Tensor<"f32">;
 }
 
-/** dWeight += dyᵀ·x, dBias += Σ_rows dy. dy: [rows, out], x: [rows, in]. */
-export function accumulateLinearGrads(
+/** The gradient chunks must match the weight's. */
+function checkGradChunks(weight: ChunkedWeight, grads: LinearGrads): void {
+  const same = grads.weight.length === weight.length &&
+    grads.weight.every((g, i) =>
+      g.rowStart === weight[i].rowStart &&
+      g.tensor.shape.every((d, k) => d === weight[i].tensor.shape[k])
+    );
+  if (!same) {
+    const describe = (w: ChunkedWeight) =>
+      w.map((c) => `${c.rowStart}:${shapeString(c.tensor.shape)}`).join(", ");
+    throw new Error(
+      `linearBackward: gradient chunks [${describe(grads.weight)}] do not match the weight's ` +
+        `[${describe(weight)}]`,
+    );
+  }
+}
+
+/**
+ * The backward of y = x·Wᵀ + b: dWeight += dyᵀ·x, dBias += Σ_rows dy, and dx = dy·W, written
+ * into dx: [rows, in] (or added to it with `addToDx`). dy: [rows, out], x: [rows, in].
+ */
+function backwardInto(
   ctx: GpuContext,
   dy: Tensor<"f32">,
   x: Tensor<"f32">,
+  weight: ChunkedWeight,
   grads: LinearGrads,
+  dx: Tensor<"f32">,
+  addToDx: boolean,
 ): void {
-  matmulInto(ctx, dy, x, grads.weight, { transposeA: true, accumulate: true }); // [out, in]
+  checkGradChunks(weight, grads);
+  weight.forEach(({ rowStart, tensor }, i) => {
+    const rows = tensor.shape[0];
+    // The chunk's block of dy's columns: [rows, chunk rows] (dy itself when there is one).
+    const dyBlock = weight.length === 1 ? dy : readColumns(ctx, dy, rowStart, rows);
+    const dWeight = grads.weight[i].tensor;
+    matmulInto(ctx, dyBlock, x, dWeight, { transposeA: true, accumulate: true }); // [chunk, in]
+    matmulInto(ctx, dyBlock, tensor, dx, { accumulate: addToDx || i > 0 }); // [rows, in]
+    if (dyBlock !== dy) dyBlock.release();
+  });
   if (grads.bias) biasBackwardInto(ctx, dy, grads.bias, { accumulate: true }); // [out]
 }
 
@@ -49,11 +112,12 @@ export function linearBackward(
   ctx: GpuContext,
   dy: Tensor<"f32">,
   x: Tensor<"f32">,
-  weight: Tensor<"f32">,
+  weight: ChunkedWeight,
   grads: LinearGrads,
 ): Tensor<"f32"> {
-  accumulateLinearGrads(ctx, dy, x, grads);
-  return matmul(ctx, dy, weight); // [rows, in]
+  const dx = ctx.empty(x.shape, "f32"); // [rows, in]
+  backwardInto(ctx, dy, x, weight, grads, dx, false);
+  return dx;
 }
 
 /**
@@ -64,12 +128,11 @@ export function linearBackwardAdd(
   ctx: GpuContext,
   dy: Tensor<"f32">,
   x: Tensor<"f32">,
-  weight: Tensor<"f32">,
+  weight: ChunkedWeight,
   grads: LinearGrads,
   dx: Tensor<"f32">,
 ): void {
-  accumulateLinearGrads(ctx, dy, x, grads);
-  matmulInto(ctx, dy, weight, dx, { accumulate: true });
+  backwardInto(ctx, dy, x, weight, grads, dx, true);
 }
 
 /** into += delta (same shape), in place; `delta` is released (it is a temporary gradient). */

@@ -42,10 +42,10 @@ export function mlpBlockForward(
 ): { out: Tensor<"f32">; saved: MlpSaved | null } {
   const norm = p.get("post_attention_layernorm.weight");
   const { y: g, rstd } = rmsNorm(ctx, x, norm, config.rmsNormEps); // [N, d], [N]
-  const gate = linear(ctx, g, p.get("mlp.gate_proj.weight")); // [N, F]
-  const up = linear(ctx, g, p.get("mlp.up_proj.weight")); // [N, F]
+  const gate = linear(ctx, g, p.weight("mlp.gate_proj.weight")); // [N, F]
+  const up = linear(ctx, g, p.weight("mlp.up_proj.weight")); // [N, F]
   const act = swiglu(ctx, gate, up); // [N, F]
-  const down = linear(ctx, act, p.get("mlp.down_proj.weight")); // [N, d]
+  const down = linear(ctx, act, p.weight("mlp.down_proj.weight")); // [N, d]
   const out = add(ctx, x, down); // [N, d]
   down.release();
   if (!save) {
@@ -66,8 +66,8 @@ export function mlpBlockBackward(
   saved: MlpSaved,
   dOut: Tensor<"f32">,
 ): Tensor<"f32"> {
-  const weight = (name: string) => p.get(`mlp.${name}.weight`);
-  const grads = (name: string) => ({ weight: grad.get(`mlp.${name}.weight`) });
+  const weight = (name: string) => p.weight(`mlp.${name}.weight`);
+  const grads = (name: string) => ({ weight: grad.weight(`mlp.${name}.weight`) });
 
   // dAct: [N, F], then dGate, dUp: [N, F]
   const dAct = linearBackward(ctx, dOut, saved.act, weight("down_proj"), grads("down_proj"));

@@ -11,6 +11,12 @@
 //   logits = RMSNorm(xᴸ; model.norm)·Wlmᵀ                      [N, V]
 // Wlm is lm_head.weight, or embed_tokens itself when the embeddings are tied.
 //
+// A weight bigger than one storage binding is held as row chunks (lib/model/gpu_weights.ts):
+// the embedding gathers and scatters chunk by chunk, and each chunk of a projection (the
+// lm_head above all) gives a block of its output's columns (lib/model/linear.ts). Activations
+// are never split: a forward whose [N, V] logits (or any other activation) would not fit one
+// binding is refused up front, with the number of tokens that would fit.
+//
 // Everything is recorded into the context's current command encoder: nothing here submits or
 // reads back. A training step:
 //
@@ -24,7 +30,11 @@ import type { GpuContext } from "../gpu/context.ts";
 import { shapeString, type Tensor } from "../gpu/tensor.ts";
 import { crossEntropyBackward, crossEntropyForward } from "../ops/cross_entropy.ts";
 import { scale } from "../ops/elementwise.ts";
-import { embedding, embeddingBackward, uploadEmbeddingGradIndex } from "../ops/embedding.ts";
+import {
+  embeddingBackwardRows,
+  embeddingRowsInto,
+  uploadEmbeddingGradIndex,
+} from "../ops/embedding.ts";
 import { readTimeSlice } from "../ops/kv_cache.ts";
 import { matmul } from "../ops/matmul.ts";
 import { rmsNorm, rmsNormBackward } from "../ops/norm.ts";
@@ -35,7 +45,9 @@ import {
   type LayerSaved,
   layerTensors,
 } from "./decoder_layer.ts";
-import { EMBED_TOKENS, type GpuModel, lmHeadName, param } from "./gpu_weights.ts";
+import { UserError } from "./errors.ts";
+import { EMBED_TOKENS, type GpuModel, lmHeadName, param, weightChunks } from "./gpu_weights.ts";
+import { formatBytes } from "./layout.ts";
 import type { KvCache } from "./kv_cache.ts";
 import { accumulateInto, linear, linearBackward } from "./linear.ts";
 import type { ModelBatch } from "./model_batch.ts";
@@ -108,6 +120,45 @@ function checkHostIds(ids: Uint32Array, vocab: number, count: number): void {
 }
 
 /**
+ * Throws a UserError when an activation of a forward over `batch` × `time` tokens would not fit
+ * one storage binding: the widest is checked (the logits, on any real model).
+ */
+function checkActivationSizes(ctx: GpuContext, model: GpuModel, batch: number, time: number) {
+  const { config } = model;
+  const rows = batch * time;
+  const widths: [string, number][] = [
+    ["logits", config.vocabSize],
+    ["MLP activations", config.intermediateSize],
+    ["attention queries", config.numHeads * config.headDim],
+    ["hidden states", config.hiddenSize],
+  ];
+  const [what, width] = widths.reduce((a, b) => (b[1] > a[1] ? b : a));
+  const { maxStorageBufferBindingSize: binding, maxBufferSize: buffer } = ctx.limits;
+  const limit = Math.min(binding, buffer);
+  const bytes = rows * width * 4;
+  if (bytes <= limit) return;
+  const limitName = binding <= buffer ? "maxStorageBufferBindingSize" : "maxBufferSize";
+  throw new UserError(
+    `forward: the ${what} of ${batch} × ${time} tokens (batch × sequence length), ` +
+      `[${rows}, ${width}], take ` +
+      `${formatBytes(bytes)} (${bytes} bytes) as f32, more than this GPU can bind at once ` +
+      `(${limitName} = ${limit} bytes): lower the batch size × sequence length to at most ` +
+      `${Math.floor(limit / (width * 4))} tokens per forward`,
+  );
+}
+
+/** The embedding of ids [B, T]: [B, T, d], gathered from each row chunk of the table. */
+function embed(ctx: GpuContext, model: GpuModel, ids: Tensor<"u32">): Tensor<"f32"> {
+  const { hiddenSize: d, vocabSize: vocab } = model.config;
+  const table = weightChunks(model, EMBED_TOKENS);
+  const out = ctx.empty([...ids.shape, d], "f32");
+  for (const { rowStart, tensor } of table) {
+    embeddingRowsInto(ctx, ids, tensor, rowStart, vocab, out);
+  }
+  return out;
+}
+
+/**
  * The model on a batch: ids, positions, keyMask [B, T] → logits [N, V], N = B·T. With `train`,
  * also the activations for backward() (which needs the host ids: give host ids, or
  * batch.hostIds with a GPU ids tensor). With `cache`, decodes: see ForwardOptions.
@@ -125,6 +176,7 @@ export function forward(
   const rows = b * t;
   if (train && cache) throw new Error("forward: training does not use a KV cache");
   expectShape("positions", batch.positions, [b, t], "i32");
+  checkActivationSizes(ctx, model, b, t);
 
   // The ids: uploaded here when given on the host.
   const given = batch.ids;
@@ -153,11 +205,11 @@ export function forward(
   }
   const inputs: LayerInputs = { batch: b, time: t, positions: batch.positions, keyMask };
 
-  let x = embedding(ctx, ids, param(model, EMBED_TOKENS)).reshape([rows, d]); // [N, d]
+  let x = embed(ctx, model, ids).reshape([rows, d]); // [N, d]
   if (ids !== given) ids.release();
   const layers: LayerSaved[] = [];
   for (let layer = 0; layer < config.numLayers; layer++) {
-    const p = layerTensors(model.params, layer, "parameter");
+    const p = layerTensors(model, model.params, layer);
     const slot = cache ? { cache: cache.layers[layer], start } : undefined;
     const { out, saved } = decoderLayerForward(ctx, config, p, x, inputs, {
       save: train,
@@ -170,7 +222,7 @@ export function forward(
 
   const finalNorm = param(model, FINAL_NORM);
   const { y: normed, rstd: rstdFinal } = rmsNorm(ctx, x, finalNorm, config.rmsNormEps); // [N, d]
-  const logits = linear(ctx, normed, param(model, lmHeadName(config))); // [N, V]
+  const logits = linear(ctx, normed, weightChunks(model, lmHeadName(config))); // [N, V]
   if (cache) {
     keyMask.release();
     cache.length = start + t;
@@ -195,10 +247,13 @@ export function forward(
   };
 }
 
-/** A zero gradient tensor for every parameter, by HF name (tied: embed_tokens takes lm_head's). */
+/**
+ * A zero gradient tensor for every parameter tensor, keyed like model.params (a parameter
+ * held as row chunks gets a gradient in the same chunks; tied: embed_tokens takes lm_head's).
+ */
 export function zeroGrads(ctx: GpuContext, model: GpuModel): Map<string, Tensor<"f32">> {
   const grads = new Map<string, Tensor<"f32">>();
-  for (const [name, t] of model.params) grads.set(name, ctx.zeros(t.shape, "f32"));
+  for (const [key, t] of model.params) grads.set(key, ctx.zeros(t.shape, "f32"));
   return grads;
 }
 
@@ -208,9 +263,10 @@ export function releaseGrads(grads: ReadonlyMap<string, Tensor<"f32">>): void {
 }
 
 /**
- * Adds ∂L/∂θ into grads[name] for every parameter θ, given dLogits = ∂L/∂logits: [N, V]
- * (dLogits is not released). `grads` as made by zeroGrads: accumulating over micro-batches is
- * calling this once per micro-batch. Releases the activations.
+ * Adds ∂L/∂θ into the gradient of every parameter θ, given dLogits = ∂L/∂logits: [N, V]
+ * (dLogits is not released). `grads` as made by zeroGrads (keyed like model.params):
+ * accumulating over micro-batches is calling this once per micro-batch. Releases the
+ * activations.
  */
 export function backward(
   ctx: GpuContext,
@@ -229,18 +285,22 @@ export function backward(
       `backward: dLogits is ${shapeString(dLogits.shape)}, expected [${rows}, ${config.vocabSize}]`,
     );
   }
-  const grad = (name: string) => {
-    const g = grads.get(name);
-    if (!g) throw new Error(`backward: no gradient tensor for "${name}" (use zeroGrads)`);
-    return g;
-  };
+  for (const key of model.params.keys()) {
+    if (!grads.has(key)) {
+      throw new Error(`backward: no gradient tensor for "${key}" (use zeroGrads)`);
+    }
+  }
   activations.released = true;
 
   // logits = normed·Wlmᵀ (tied: Wlm is embed_tokens, and so is its gradient).
   const lmHead = lmHeadName(config);
-  const dNormed = linearBackward(ctx, dLogits, activations.normed, param(model, lmHead), {
-    weight: grad(lmHead),
-  }); // [N, d]
+  const dNormed = linearBackward(
+    ctx,
+    dLogits,
+    activations.normed,
+    weightChunks(model, lmHead),
+    { weight: weightChunks(model, lmHead, grads) },
+  ); // [N, d]
   const finalNorm = rmsNormBackward(
     ctx,
     activations.xFinal,
@@ -248,7 +308,7 @@ export function backward(
     activations.rstdFinal,
     dNormed,
   );
-  accumulateInto(ctx, grad(FINAL_NORM), finalNorm.dWeight);
+  accumulateInto(ctx, param(model, FINAL_NORM, grads), finalNorm.dWeight);
   for (const t of [dNormed, activations.normed, activations.rstdFinal, activations.xFinal]) {
     t.release();
   }
@@ -258,8 +318,8 @@ export function backward(
     const dIn = decoderLayerBackward(
       ctx,
       config,
-      layerTensors(model.params, layer, "parameter"),
-      layerTensors(grads, layer, "gradient"),
+      layerTensors(model, model.params, layer),
+      layerTensors(model, grads, layer),
       activations.layers[layer],
       dX,
       activations.inputs,
@@ -268,9 +328,12 @@ export function backward(
     dX = dIn;
   }
 
-  // x⁰ = embed_tokens[ids]: each id's rows of dX summed in a fixed order (host-built index).
+  // x⁰ = embed_tokens[ids]: each id's rows of dX summed in a fixed order (host-built index),
+  // into the gradient chunk that holds the id's row.
   const index = uploadEmbeddingGradIndex(ctx, activations.hostIds, config.vocabSize);
-  embeddingBackward(ctx, dX, index, grad(EMBED_TOKENS));
+  for (const { rowStart, tensor } of weightChunks(model, EMBED_TOKENS, grads)) {
+    embeddingBackwardRows(ctx, dX, index, tensor, rowStart);
+  }
   // Releasing right after recording is safe: ctx.upload places the index data in recording
   // order (a copy recorded into this encoder), so a later upload into a reused buffer lands
   // after this dispatch has run.

@@ -10,6 +10,12 @@
 //   index.release();                       // like any tensor: safe once the use is recorded
 //
 // Tied embeddings: lm_head's weight gradient can be added into the same dTable.
+//
+// Row chunks: a table too big for one storage binding is held as row chunks (rows
+// [rowStart, rowStart + R) in an [R, D] tensor); embeddingRowsInto and embeddingBackwardRows
+// do one chunk each: the gather writes only the rows whose id lies in the chunk, the backward
+// adds only those ids. Over all chunks they give exactly what embedding / embeddingBackward
+// give over the whole table.
 
 import type { GpuContext } from "../gpu/context.ts";
 import { Params } from "../gpu/params.ts";
@@ -43,6 +49,27 @@ function tableShape(op: string, table: Tensor<"f32">): { vocab: number; dim: num
   return { vocab: table.shape[0], dim: table.shape[1] };
 }
 
+/** The uniform of kernels/embedding.wgsl (its Params struct). */
+function kernelParams(
+  count: number,
+  dim: number,
+  vocab: number,
+  rowStart: number,
+  rowEnd: number,
+  firstUnique = 0,
+): Params {
+  return new Params().u32(count).u32(dim).u32(vocab).u32(rowStart).u32(rowEnd).u32(firstUnique);
+}
+
+/** Checks that an [R, D] chunk starting at table row `rowStart` lies within V rows. */
+function checkChunkRows(op: string, rows: number, rowStart: number, vocab: number): void {
+  if (!Number.isInteger(rowStart) || rowStart < 0 || rowStart + rows > vocab) {
+    throw new Error(
+      `${op}: rows [${rowStart}, ${rowStart + rows}) do not lie within a table of ${vocab} rows`,
+    );
+  }
+}
+
 /**
  * ids: [...] u32 (any shape, e.g. [B, T]), table: [V, D] → out: [..., D],
  * out[n] = table[ids[n]]. An id ≥ V reads row V − 1 (the GPU cannot throw): validate
@@ -56,13 +83,43 @@ export function embedding(
   const { vocab, dim } = tableShape("embedding", table);
   if (ids.dtype !== "u32") throw new Error(`embedding: ids must be u32 (got ${ids.dtype})`);
   const out = ctx.empty([...ids.shape, dim], "f32");
+  embeddingRowsInto(ctx, ids, table, 0, vocab, out);
+  return out;
+}
+
+/**
+ * The gather from one row chunk of a [V, D] table: ids: [...] u32, tableRows: [R, D] holding
+ * table rows [rowStart, rowStart + R), out: [..., D]. Writes out[n] = table[ids[n]] for the
+ * n whose id lies in the chunk and leaves the other rows of out as they are; ids are clamped
+ * to V − 1 first, as in `embedding`. Calling it for every chunk of the table fills out.
+ */
+export function embeddingRowsInto(
+  ctx: GpuContext,
+  ids: Tensor<"u32">,
+  tableRows: Tensor<"f32">,
+  rowStart: number,
+  vocab: number,
+  out: Tensor<"f32">,
+): void {
+  const { vocab: rows, dim } = tableShape("embedding", tableRows);
+  checkChunkRows("embedding", rows, rowStart, vocab);
+  if (ids.dtype !== "u32") throw new Error(`embedding: ids must be u32 (got ${ids.dtype})`);
+  const outShape = [...ids.shape, dim];
+  if (
+    out.dtype !== "f32" || out.shape.length !== outShape.length ||
+    out.shape.some((d, i) => d !== outShape[i])
+  ) {
+    throw new Error(
+      `embedding: out is ${out.dtype} ${shapeString(out.shape)}, expected f32 ` +
+        `${shapeString(outShape)} for ids ${shapeString(ids.shape)}`,
+    );
+  }
   const count = ids.size * dim;
   ctx.dispatch(forwardKernel, {
-    params: new Params().u32(count).u32(dim).u32(vocab),
-    tensors: [ids, table, out],
+    params: kernelParams(count, dim, vocab, rowStart, rowStart + rows),
+    tensors: [ids, tableRows, out],
     workgroups: ctx.groupsFor(count, FORWARD_WORKGROUP_SIZE),
   });
-  return out;
 }
 
 /** The positions of a batch grouped by id (CSR), built on the host from the batch's ids. */
@@ -123,6 +180,8 @@ export interface EmbeddingGradIndexGpu {
   count: number;
   /** U: the number of distinct ids. */
   uniqueCount: number;
+  /** [U] the distinct ids on the host (a row chunk's backward finds its ids here). */
+  hostUniqueIds: Uint32Array<ArrayBuffer>;
   uniqueIds: Tensor<"u32">;
   offsets: Tensor<"u32">;
   positions: Tensor<"u32">;
@@ -146,6 +205,7 @@ export function uploadEmbeddingGradIndex(
     vocab,
     count: ids.length,
     uniqueCount: index.uniqueIds.length,
+    hostUniqueIds: index.uniqueIds,
     uniqueIds,
     offsets,
     positions,
@@ -168,18 +228,47 @@ export function embeddingBackward(
   index: EmbeddingGradIndexGpu,
   dTable: Tensor<"f32">,
 ): void {
-  const { vocab, dim } = tableShape("embeddingBackward", dTable);
+  const { vocab } = tableShape("embeddingBackward", dTable);
   if (vocab !== index.vocab) {
     throw new Error(
       `embeddingBackward: dTable ${shapeString(dTable.shape)} has ${vocab} rows but the ` +
         `index was built for vocab ${index.vocab}`,
     );
   }
+  embeddingBackwardRows(ctx, dOut, index, dTable, 0);
+}
+
+/** The first i with sorted[i] ≥ value (sorted.length when none). */
+function lowerBound(sorted: Uint32Array, value: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * embeddingBackward for one row chunk of the table: dTableRows: [R, D] is the gradient of
+ * table rows [rowStart, rowStart + R) (rowStart + R ≤ index.vocab); only the ids in that range
+ * are added, each exactly as embeddingBackward adds it.
+ */
+export function embeddingBackwardRows(
+  ctx: GpuContext,
+  dOut: Tensor<"f32">,
+  index: EmbeddingGradIndexGpu,
+  dTableRows: Tensor<"f32">,
+  rowStart: number,
+): void {
+  const { vocab: rows, dim } = tableShape("embeddingBackward", dTableRows);
+  checkChunkRows("embeddingBackward", rows, rowStart, index.vocab);
   const dOutDim = dOut.shape[dOut.shape.length - 1];
   if (dOut.dtype !== "f32" || dOut.shape.length < 1 || dOutDim !== dim) {
     throw new Error(
       `embeddingBackward: dOut ${dOut.dtype} ${shapeString(dOut.shape)} must ` +
-        `be f32 [..., ${dim}] like dTable ${shapeString(dTable.shape)}`,
+        `be f32 [..., ${dim}] like dTable ${shapeString(dTableRows.shape)}`,
     );
   }
   if (dOut.size !== index.count * dim) {
@@ -189,9 +278,12 @@ export function embeddingBackward(
     );
   }
   if (dim === 0) return;
+  // The distinct ids are ascending: the chunk's are the run [first, end) of them.
+  const first = lowerBound(index.hostUniqueIds, rowStart);
+  const end = lowerBound(index.hostUniqueIds, rowStart + rows);
   ctx.dispatch(backwardKernel, {
-    params: new Params().u32(index.uniqueCount).u32(dim).u32(vocab),
-    tensors: [dOut, index.uniqueIds, index.offsets, index.positions, dTable],
-    workgroups: ctx.groupsFor(index.uniqueCount, 1),
+    params: kernelParams(end - first, dim, index.vocab, rowStart, rowStart + rows, first),
+    tensors: [dOut, index.uniqueIds, index.offsets, index.positions, dTableRows],
+    workgroups: ctx.groupsFor(end - first, 1),
   });
 }

@@ -12,13 +12,19 @@
 // m and v stay as they were. `t` counts the updates actually applied (the trainer calls
 // `applied` after reading `clip`), so bias corrections ignore skipped steps, as PyTorch's
 // GradScaler does.
+//
+// The moments are keyed like model.params: a parameter held as row chunks has its moments in
+// the same chunks (lib/model/gpu_weights.ts). AdamW works element by element and the norm
+// sums over every tensor, so the step never needs to know; only the host copies (checkpoints)
+// are whole tensors by HF name.
 
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { adamwStep, clipFactor, gradNorm } from "../ops/adamw.ts";
 import { add, scale } from "../ops/elementwise.ts";
 import { sumInto } from "../ops/reduce.ts";
-import { type GpuModel, readGpuWeights } from "../model/gpu_weights.ts";
+import { expectedTensors } from "../model/config.ts";
+import { type GpuModel, readGpuWeights, uploadParameter } from "../model/gpu_weights.ts";
 
 export interface AdamwSettings {
   beta1: number;
@@ -48,7 +54,7 @@ export interface OptimizerState {
 export class AdamW {
   private constructor(
     readonly settings: AdamwSettings,
-    /** First moments, by HF name, same shapes as the parameters. */
+    /** First moments, keyed like model.params, same shapes as the parameters' tensors. */
     readonly m: Map<string, Tensor<"f32">>,
     /** Second moments. */
     readonly v: Map<string, Tensor<"f32">>,
@@ -60,14 +66,17 @@ export class AdamW {
   static zeros(ctx: GpuContext, model: GpuModel, settings: AdamwSettings): AdamW {
     const m = new Map<string, Tensor<"f32">>();
     const v = new Map<string, Tensor<"f32">>();
-    for (const [name, p] of model.params) {
-      m.set(name, ctx.zeros(p.shape, "f32"));
-      v.set(name, ctx.zeros(p.shape, "f32"));
+    for (const [key, p] of model.params) {
+      m.set(key, ctx.zeros(p.shape, "f32"));
+      v.set(key, ctx.zeros(p.shape, "f32"));
     }
     return new AdamW(settings, m, v, 0);
   }
 
-  /** State uploaded from host copies (a checkpoint); every parameter must have m and v. */
+  /**
+   * State uploaded from host copies (a checkpoint: whole tensors by HF name, split here into
+   * the model's row chunks); every parameter must have m and v.
+   */
   static fromState(
     ctx: GpuContext,
     model: GpuModel,
@@ -76,14 +85,15 @@ export class AdamW {
   ): AdamW {
     const m = new Map<string, Tensor<"f32">>();
     const v = new Map<string, Tensor<"f32">>();
-    for (const [name, p] of model.params) {
+    for (const [name, shape] of expectedTensors(model.config)) {
+      const count = shape.reduce((a, b) => a * b, 1);
       for (const [which, host, gpu] of [["m", state.m, m], ["v", state.v, v]] as const) {
         const data = host.get(name);
-        if (!data || data.length !== p.size) {
+        if (!data || data.length !== count) {
           for (const t of [...m.values(), ...v.values()]) t.release();
           throw new Error(`optimizer state: ${which} of "${name}" is missing or misshapen`);
         }
-        gpu.set(name, ctx.upload(data, p.shape, "f32"));
+        uploadParameter(ctx, shape, model.chunks.get(name)!, data, gpu);
       }
     }
     return new AdamW(settings, m, v, state.updates);
@@ -100,10 +110,11 @@ export class AdamW {
     lr: number,
     objective: Tensor<"f32">,
   ): RecordedStep {
-    const names = [...model.params.keys()];
-    const gradList = names.map((name) => {
-      const g = grads.get(name);
-      if (!g) throw new Error(`optimizer: no gradient for "${name}"`);
+    // Every parameter tensor (row chunks included), in order: the norm's summation order.
+    const keys = [...model.params.keys()];
+    const gradList = keys.map((key) => {
+      const g = grads.get(key);
+      if (!g) throw new Error(`optimizer: no gradient for "${key}"`);
       return g;
     });
     const norm = gradNorm(ctx, gradList); // [2]
@@ -119,12 +130,12 @@ export class AdamW {
 
     const s = this.settings;
     const t = this.updates + 1;
-    for (const name of names) {
+    for (const key of keys) {
       adamwStep(ctx, {
-        param: model.params.get(name)!,
-        grad: grads.get(name)!,
-        m: this.m.get(name)!,
-        v: this.v.get(name)!,
+        param: model.params.get(key)!,
+        grad: grads.get(key)!,
+        m: this.m.get(key)!,
+        v: this.v.get(key)!,
         lr,
         step: t,
         beta1: s.beta1,
@@ -142,10 +153,10 @@ export class AdamW {
     if (apply) this.updates++;
   }
 
-  /** Reads the moments back (for a checkpoint). */
+  /** Reads the moments back as whole tensors by HF name (for a checkpoint). */
   async read(ctx: GpuContext, model: GpuModel): Promise<OptimizerState> {
-    const m = await readGpuWeights(ctx, { config: model.config, params: this.m });
-    const v = await readGpuWeights(ctx, { config: model.config, params: this.v });
+    const m = await readGpuWeights(ctx, { ...model, params: this.m });
+    const v = await readGpuWeights(ctx, { ...model, params: this.v });
     return { m, v, updates: this.updates };
   }
 

@@ -472,7 +472,7 @@ export function copyModel(ctx: GpuContext, model: GpuModel): GpuModel {
     ctx.copy(t, copy);
     params.set(name, copy);
   }
-  return { config: model.config, params };
+  return { ...model, params }; // the same row chunks, in new tensors
 }
 
 /**

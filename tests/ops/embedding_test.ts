@@ -132,6 +132,112 @@ Deno.test("embedding: backward checks its shapes", async () => {
   index.release();
 });
 
+/** Uneven row chunks [rowStart, rowEnd) of a V-row table. */
+function rowChunks(vocab: number, sizes: number[]): [number, number][] {
+  const chunks: [number, number][] = [];
+  let start = 0;
+  for (const size of sizes) {
+    chunks.push([start, start + size]);
+    start += size;
+  }
+  if (start !== vocab) throw new Error(`chunks cover ${start} of ${vocab} rows`);
+  return chunks;
+}
+
+// (N, V, D, chunk sizes): one row per chunk, uneven chunks, a chunk no id falls in (the ids
+// are drawn below V / 2 there), a big vocabulary.
+const CHUNK_CASES: [number, number, number, number[], boolean][] = [
+  [5, 3, 4, [1, 1, 1], false],
+  [37, 67, 32, [24, 24, 19], false],
+  [40, 67, 7, [20, 20, 27], true],
+  [257, 151_936, 7, [30_388, 30_388, 30_388, 30_388, 30_384], false],
+];
+
+Deno.test("embedding: row chunks gather and scatter exactly what the whole table does", async () => {
+  const ctx = await testGpu();
+  const rng = new Rng(35);
+  for (const [n, vocab, dim, sizes, lowIds] of CHUNK_CASES) {
+    const ids = randomIds(rng, n, lowIds ? vocab >> 1 : vocab);
+    const table = rng.normals(vocab * dim);
+    const dOut = rng.normals(n * dim);
+    const idsT = ctx.u32(ids);
+    const dOutT = ctx.f32(dOut, [n, dim]);
+    const index = gpuOps.uploadEmbeddingGradIndex(ctx, ids, vocab);
+    const tableT = ctx.f32(table, [vocab, dim]);
+    const whole = gpuOps.embedding(ctx, idsT, tableT);
+    const dWhole = ctx.zeros([vocab, dim], "f32");
+    gpuOps.embeddingBackward(ctx, dOutT, index, dWhole);
+
+    const chunks = rowChunks(vocab, sizes);
+    const out = ctx.empty([n, dim], "f32");
+    const chunkTables = chunks.map(([a, b]) =>
+      ctx.f32(table.subarray(a * dim, b * dim), [b - a, dim])
+    );
+    const dChunks = chunks.map(([a, b]) => ctx.zeros([b - a, dim], "f32"));
+    chunks.forEach(([rowStart], c) => {
+      gpuOps.embeddingRowsInto(ctx, idsT, chunkTables[c], rowStart, vocab, out);
+      gpuOps.embeddingBackwardRows(ctx, dOutT, index, dChunks[c], rowStart);
+    });
+    const [gotWhole, gotOut, gotDWhole, ...gotDChunks] = await ctx.readMany([
+      whole,
+      out,
+      dWhole,
+      ...dChunks,
+    ]);
+    const what = `N=${n} V=${vocab} chunks ${sizes}`;
+    assertBitEqual(gotOut, gotWhole, `gather ${what}`);
+    chunks.forEach(([a, b], c) => {
+      assertBitEqual(gotDChunks[c], gotDWhole.subarray(a * dim, b * dim), `scatter ${what} #${c}`);
+      // The reference of one chunk, on its own.
+      const expected = ref.embeddingBackwardRows(
+        dOut,
+        ids,
+        new Float64Array((b - a) * dim),
+        a,
+        dim,
+      );
+      assertClose(gotDChunks[c], expected, { rtol: 1e-5, atol: 1e-6 }, `reference ${what} #${c}`);
+    });
+    // The reference gather, chunk by chunk, is the whole gather.
+    let expected: Float64Array = new Float64Array(n * dim);
+    for (const [a, b] of chunks) {
+      expected = ref.embeddingRows(ids, table.subarray(a * dim, b * dim), a, dim, expected);
+    }
+    assertBitEqual(gotOut, expected, `reference gather ${what}`);
+    index.release();
+    for (const t of [idsT, dOutT, tableT, whole, dWhole, out, ...chunkTables, ...dChunks]) {
+      t.release();
+    }
+  }
+});
+
+Deno.test("embedding: a row chunk outside the table is rejected", async () => {
+  const ctx = await testGpu();
+  const ids = ctx.u32([0, 1, 2]);
+  const index = gpuOps.uploadEmbeddingGradIndex(ctx, [0, 1, 2], 5);
+  const rows = ctx.zeros([3, 4], "f32");
+  const out = ctx.zeros([3, 4], "f32");
+  const short = ctx.zeros([2, 4], "f32");
+  const attempts: [string, () => void][] = [
+    ["gather rows [3, 6) of 5", () => gpuOps.embeddingRowsInto(ctx, ids, rows, 3, 5, out)],
+    ["gather into a misshapen out", () => gpuOps.embeddingRowsInto(ctx, ids, rows, 0, 5, short)],
+    ["scatter rows [3, 6) of 5", () => gpuOps.embeddingBackwardRows(ctx, out, index, rows, 3)],
+    ["negative start", () => gpuOps.embeddingBackwardRows(ctx, out, index, rows, -1)],
+  ];
+  for (const [what, attempt] of attempts) {
+    let threw = false;
+    try {
+      attempt();
+    } catch {
+      threw = true;
+    }
+    if (!threw) throw new Error(`${what} must be rejected`);
+  }
+  await ctx.sync();
+  index.release();
+  for (const t of [ids, rows, out, short]) t.release();
+});
+
 Deno.test("embedding: reference backward agrees with finite differences", () => {
   const rng = new Rng(34);
   const ids = [2, 0, 2, 3, 2];
