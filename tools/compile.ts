@@ -5,6 +5,8 @@
 // a denort binary of the same Deno version (from the denort-<target>.zip release asset):
 //   DENORT_BIN=/path/to/denort deno task compile
 
+import { withBuildEntry } from "./build_entry.ts";
+
 const output = Deno.args[0] ?? "dist/rmt";
 const denort = Deno.env.get("DENORT_BIN");
 if (denort) {
@@ -16,14 +18,18 @@ if (denort) {
   }
 }
 
-const result = await new Deno.Command(Deno.execPath(), {
-  args: ["compile", "-A", "--output", output, "main.ts"],
-  stdout: "inherit",
-  stderr: "piped",
-}).output();
+// The entry point is main.ts plus the commit of this checkout (`rmt --version`).
+const { result, commit } = await withBuildEntry(async (entry, commit) => {
+  const result = await new Deno.Command(Deno.execPath(), {
+    args: ["compile", "-A", "--output", output, entry],
+    stdout: "inherit",
+    stderr: "piped",
+  }).output();
+  return { result, commit };
+});
 
 if (result.code === 0) {
-  console.log(`compile: wrote ${output}`);
+  console.log(`compile: wrote ${output} (commit ${commit})`);
   Deno.exit(0);
 }
 const stderr = new TextDecoder().decode(result.stderr);

@@ -2,8 +2,9 @@
 // user-facing errors into one line on stderr and an exit code.
 
 import { UserError } from "../gpu/errors.ts";
-import { VERSION } from "../version.ts";
+import { VERSION, versionLine } from "../version.ts";
 import { demo, demoHelp } from "./demo.ts";
+import { evalCommand, evalHelp } from "./eval.ts";
 import { generateCommand, generateHelp } from "./generate.ts";
 import { info, infoHelp } from "./info.ts";
 import { init, initHelp } from "./init.ts";
@@ -17,14 +18,18 @@ interface Command {
   summary: string;
 }
 
-const COMMANDS: Record<string, Command> = {
+export const COMMANDS: Record<string, Command> = {
   info: { run: info, help: infoHelp, summary: "show the GPU adapter, backend, limits, features" },
   selfcheck: {
     run: selfcheck,
     help: selfcheckHelp,
     summary: "check every kernel against its TypeScript reference",
   },
-  demo: { run: demo, help: demoHelp, summary: "run the demo (adapter, kernel self-check)" },
+  demo: {
+    run: demo,
+    help: demoHelp,
+    summary: "the demo: create, pre-train, RMT mid-train and evaluate a small model",
+  },
   init: { run: init, help: initHelp, summary: "create a new model folder from a preset" },
   generate: {
     run: generateCommand,
@@ -37,6 +42,11 @@ const COMMANDS: Record<string, Command> = {
     summary: "per-token log-probs and entropies of a text, and its perplexity",
   },
   train: { run: trainCommand, help: trainHelp, summary: "train a model (ntp, rpt, rmt, ...)" },
+  eval: {
+    run: evalCommand,
+    help: evalHelp,
+    summary: "next-token accuracy with reasoning by entropy tier, argmax accuracy, perplexity",
+  },
 };
 
 function usage(): string {
@@ -50,7 +60,7 @@ function usage(): string {
     "commands:",
     ...list,
     "",
-    "  --version  print the version",
+    "  --version  print the version and the git commit it was built from",
   ].join("\n");
 }
 
@@ -61,7 +71,7 @@ export async function main(args: string[]): Promise<number> {
     return name === undefined ? 2 : 0;
   }
   if (name === "--version") {
-    console.log(`rmt ${VERSION}`);
+    console.log(await versionLine());
     return 0;
   }
   const command = COMMANDS[name];

@@ -18,8 +18,8 @@ Texts longer than the model's context are scored in consecutive windows of it.
 
 Options:
   --model DIR        the model folder (required)
-  --text STR         the text to score
-  --text-file FILE   or read it from a file (one of --text / --text-file is required)
+  --text STR         the text to score (this or --text-file is required)
+  --text-file FILE   or read it from a file (this or --text is required)
   --k K              k of the top-k entropy, 1..${MAX_TOP_K} (default: ${DEFAULT_TOP_K})
   --window N         longest context in tokens (default: the model's
                      max_position_embeddings)

@@ -15,12 +15,13 @@ trainer_state.json). Ctrl-C (SIGINT) or SIGTERM finishes the current step, write
 and exits with 130 / 143; --resume then continues exactly where it stopped.
 
 Options:
-  --config FILE      the experiment config (YAML; configs/README.md lists every key)
-  --out RUN_DIR      the run folder
+  --config FILE      the experiment config (required; YAML, configs/README.md lists every key)
+  --out RUN_DIR      the run folder (required)
   --set KEY=VALUE    override a config key (repeatable), e.g. --set training.steps=50
-  --resume           continue the run in RUN_DIR from its newest good checkpoint
+                     (default: none)
+  --resume           continue the run in RUN_DIR from its newest good checkpoint (default: off)
   --force            start over in RUN_DIR even if it holds a run (with --resume: continue
-                     even though the config differs)
+                     even though the config differs) (default: off)
   --help             this help`;
 
 export async function trainCommand(args: string[]): Promise<number> {

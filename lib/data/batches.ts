@@ -57,8 +57,8 @@ export function ntpBatch(tokens: Uint32Array, options: BatchOptions, step: numbe
   }
   if (tokens.length < seqLen + 1) {
     throw new UserError(
-      `the token stream has ${tokens.length} tokens, fewer than seqLen + 1 = ${seqLen + 1}: ` +
-        "use a larger corpus or a shorter sequence length",
+      `the token stream has ${tokens.length} tokens, fewer than seqLen + 1 = ${seqLen + 1} ` +
+        "(model.max_context + 1): use a larger corpus (data.train) or a shorter model.max_context",
     );
   }
   const rng = new Rng(stepSeed(seed, step));

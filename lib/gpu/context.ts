@@ -14,6 +14,10 @@ import { BufferPool, POOL_USAGE } from "./pool.ts";
 import { BYTES_PER_ELEMENT, type DType, numel, Tensor, type TypedArrayOf } from "./tensor.ts";
 import { UniformArena } from "./uniforms.ts";
 
+/** What a user can lower when the GPU runs out of memory (said in every such message). */
+const LOWER_SIZES = "lower the batch size, group size or sequence length " +
+  "(training.batch_size, rl.group_size, model.max_context)";
+
 export type Workgroups = readonly [number, number?, number?];
 
 export interface DispatchArgs {
@@ -58,8 +62,8 @@ export class GpuContext {
       const error = (event as GPUUncapturedErrorEvent).error;
       if (error instanceof GPUOutOfMemoryError) {
         this.#errors.push(
-          `GPU out of memory (last allocation ${this.#lastAllocation} bytes): ` +
-            "lower the batch size, group size or sequence length",
+          `GPU out of memory (last allocation ${this.#lastAllocation} bytes, ` +
+            `${this.pool.stats.bytesLive} bytes in use): ${LOWER_SIZES}`,
         );
       } else {
         this.#errors.push(error.message);
@@ -95,7 +99,7 @@ export class GpuContext {
     if (bytes > this.limits.maxBufferSize) {
       throw new GpuError(
         `tensor of shape [${shape.join(", ")}] needs ${bytes} bytes, more than this ` +
-          `device's maxBufferSize (${this.limits.maxBufferSize})`,
+          `device's maxBufferSize (${this.limits.maxBufferSize}): ${LOWER_SIZES}`,
       );
     }
     return new Tensor(this, this.pool.acquire(bytes), shape, dtype);
@@ -243,11 +247,16 @@ export class GpuContext {
   }
 
   #throwIfFailed(): void {
-    if (this.#lost) throw new GpuError(`GPU device lost: ${this.#lost}`);
+    if (this.#lost) {
+      throw new GpuError(
+        `GPU device lost (${this.#lost.replace(/\s+/g, " ").trim()}): the driver reset it, ` +
+          `often after running out of memory or a dispatch that ran too long; ${LOWER_SIZES}`,
+      );
+    }
     if (this.#errors.length > 0) {
       const first = this.#errors[0];
       this.#errors = [];
-      throw new GpuError(`GPU error: ${first}`);
+      throw new GpuError(`GPU error: ${first.replace(/\s+/g, " ").trim()}`);
     }
   }
 

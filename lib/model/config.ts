@@ -10,6 +10,7 @@
 // (Qwen3's attention_bias, like Llama's, means biases on all four projections.)
 
 import { UserError } from "./errors.ts";
+import { FLOAT_DTYPES, type SafetensorsDtype } from "./safetensors.ts";
 
 export const SUPPORTED_ARCHITECTURES = [
   "Qwen2ForCausalLM",
@@ -303,13 +304,17 @@ const shapeText = (shape: readonly number[]) => `[${shape.join(", ")}]`;
 
 /**
  * Checks a checkpoint's tensors against the config: every expected tensor present with its
- * shape, nothing unexpected. Tolerated extras: lm_head.weight in a tied model (some tools
+ * shape and a float dtype (any of them: they are all read as f32, whatever config.json's
+ * torch_dtype says), nothing unexpected. Tolerated extras: lm_head.weight in a tied model (some tools
  * save the shared matrix twice) and rotary inv_freq buffers of old Llama checkpoints.
  * Throws one UserError naming the first problem (and how many more there are).
  */
 export function checkTensors(
   config: ModelConfig,
-  actual: ReadonlyMap<string, { readonly shape: readonly number[] }>,
+  actual: ReadonlyMap<
+    string,
+    { readonly shape: readonly number[]; readonly dtype?: SafetensorsDtype }
+  >,
   source: string,
 ): void {
   const expected = expectedTensors(config);
@@ -324,6 +329,11 @@ export function checkTensors(
       problems.push(
         `tensor "${name}" has shape ${shapeText(found.shape)}, the config implies ` +
           shapeText(shape),
+      );
+    } else if (found.dtype !== undefined && !FLOAT_DTYPES.includes(found.dtype)) {
+      problems.push(
+        `tensor "${name}" has dtype ${found.dtype}, not a float dtype ` +
+          `(${FLOAT_DTYPES.join(", ")}; config.json says ${config.torchDtype ?? "none"})`,
       );
     }
   }

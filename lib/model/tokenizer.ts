@@ -25,13 +25,114 @@ async function readJson(path: string, what: string): Promise<Json> {
   } catch (e) {
     throw new UserError(`${path}: cannot read the ${what}: ${(e as Error).message}`);
   }
+  let json: unknown;
   try {
-    const json = JSON.parse(text);
-    if (typeof json !== "object" || json === null || Array.isArray(json)) throw new Error("");
-    return json;
-  } catch {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`${path}: the ${what} is not valid JSON: ${oneLine(e)}`);
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw new UserError(`${path}: the ${what} is not a JSON object`);
   }
+  return json as Json;
+}
+
+/** An error's message on one line (library messages may span several). */
+function oneLine(e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  return message.replace(/\s+/g, " ").trim() || "unknown error";
+}
+
+/** Text with every kind of piece a prompt has: words, digits, the RMT tokens, non-ASCII. */
+const PROBE_TEXT =
+  "Problem: 12 + 7 = ?\n<think>\n12 + 7 = 19\n</think>\nAnswer: 19 é 😀<|endoftext|>";
+
+/** A JSON value for a message, cut short. */
+function show(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+}
+
+const isTokenId = (value: unknown): value is number =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+
+/**
+ * The parts of tokenizer.json whose damage tokenizers.js would not notice: the vocabulary's
+ * ids (non-negative integers, each used once) and the added tokens ({id, content}). A
+ * UserError naming the file and the entry otherwise.
+ */
+function checkTokenizerJson(json: Json, path: string): void {
+  const fail = (message: string): never => {
+    throw new UserError(`${path}: ${message}`);
+  };
+  const model = json.model;
+  if (typeof model !== "object" || model === null || Array.isArray(model)) {
+    fail(`"model" is ${model === undefined ? "missing" : "not an object"}`);
+  }
+  const vocab = (model as Json).vocab;
+  // An id used twice within the vocabulary, or within the added tokens (an added token may
+  // take over a vocabulary id: some published tokenizers do that on purpose).
+  let seen = new Map<number, string>();
+  const useId = (id: number, token: string, where: string) => {
+    const other = seen.get(id);
+    if (other !== undefined && other !== token) {
+      fail(`${where}: id ${id} of ${show(token)} is also ${show(other)}'s`);
+    }
+    seen.set(id, token);
+  };
+  if (Array.isArray(vocab)) {
+    // Unigram: [[piece, score], ...], the id is the index.
+    vocab.forEach((entry, id) => {
+      if (!Array.isArray(entry) || typeof entry[0] !== "string" || typeof entry[1] !== "number") {
+        fail(`model.vocab[${id}] is not a [piece, score] pair`);
+      }
+    });
+  } else if (typeof vocab === "object" && vocab !== null) {
+    for (const [token, id] of Object.entries(vocab)) {
+      if (!isTokenId(id)) {
+        fail(
+          `model.vocab: token ${show(token)} has id ${show(id)}, ` +
+            "not a non-negative integer",
+        );
+      }
+      useId(id, token, "model.vocab");
+    }
+  } else {
+    fail(`"model.vocab" is ${vocab === undefined ? "missing" : "not an object or a list"}`);
+  }
+  // tokenizers.js only warns on the console about a split pattern it does not know (or a
+  // missing one), then splits differently from transformers.
+  const checkPatterns = (value: unknown, where: string): void => {
+    if (typeof value !== "object" || value === null) return;
+    const node = value as Json;
+    if ("pattern" in node || node.type === "Split" || node.type === "Replace") {
+      const { Regex, String: text } = (node.pattern ?? {}) as Json;
+      if (typeof Regex !== "string" && typeof text !== "string") {
+        fail(`${where}.pattern is ${show(node.pattern)}, not {"Regex": ...} or {"String": ...}`);
+      }
+    }
+    for (const [key, child] of Object.entries(node)) {
+      checkPatterns(child, Array.isArray(node) ? `${where}[${key}]` : `${where}.${key}`);
+    }
+  };
+  for (const part of ["normalizer", "pre_tokenizer", "decoder"]) checkPatterns(json[part], part);
+
+  seen = new Map();
+  const added = json.added_tokens ?? [];
+  if (!Array.isArray(added)) fail(`"added_tokens" is not a list`);
+  (added as unknown[]).forEach((entry, i) => {
+    const { id, content } = (entry ?? {}) as Json;
+    if (typeof content !== "string" || content === "") {
+      fail(`added_tokens[${i}] has no "content" string`);
+    }
+    if (!isTokenId(id)) {
+      fail(
+        `added_tokens[${i}] (${show(content)}) has id ${show(id)}, ` +
+          "not a non-negative integer",
+      );
+    }
+    useId(id as number, content as string, `added_tokens[${i}]`);
+  });
 }
 
 /** A token in tokenizer_config.json: a string, or {content: string, ...}, or null. */
@@ -57,15 +158,26 @@ export class TextTokenizer {
     readonly tokenizerConfig: Json,
     chatTemplate: string | null,
   ) {
+    checkTokenizerJson(tokenizerJson, `${source}/tokenizer.json`);
+    // tokenizers.js trusts its input: a damaged file can fail here, or later in encode or
+    // decode with a TypeError. Build it and round-trip a probe text now, so that any damage
+    // the checks above let through is one line naming the files, before anything runs.
     try {
       this.#inner = new Tokenizer(tokenizerJson, tokenizerConfig);
+      let maxId = -1;
+      for (const id of this.#inner.get_vocab(true).values()) maxId = Math.max(maxId, id);
+      this.vocabSize = maxId + 1;
+      this.#inner.decode(this.#inner.encode(PROBE_TEXT, { add_special_tokens: true }).ids, {
+        skip_special_tokens: false,
+        clean_up_tokenization_spaces: false,
+      });
     } catch (e) {
-      throw new UserError(`${source}: cannot build the tokenizer: ${(e as Error).message}`);
+      throw new UserError(
+        `${source}: cannot build the tokenizer from tokenizer.json and tokenizer_config.json: ` +
+          oneLine(e),
+      );
     }
     this.#chatTemplate = chatTemplate;
-    let maxId = -1;
-    for (const id of this.#inner.get_vocab(true).values()) maxId = Math.max(maxId, id);
-    this.vocabSize = maxId + 1;
   }
 
   /**

@@ -26,9 +26,16 @@
 // SIGINT / SIGTERM finish the current step, write a checkpoint and return exit code 130 / 143.
 // `training.max_bad_steps` non-finite steps in a row stop training with a
 // TrainingStopped error; the checkpoints on disk are left as they are.
+//
+// Failures: bad input (the corpus, the tokenizer, the config against the model) shows while
+// setting up or in the first step; a new run that fails before its first step is done leaves
+// no run folder behind, so that fixing the input and running the same command again just
+// works. A GPU error later (out of memory, device lost) ends the run with one line that names
+// the last checkpoint, which is intact: a checkpoint is read off the GPU before anything of it
+// is written, and written atomically.
 
 import { gpu, type GpuContext } from "../gpu/context.ts";
-import { UserError } from "../gpu/errors.ts";
+import { GpuError, UserError } from "../gpu/errors.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { parameterCount } from "../model/config.ts";
 import {
@@ -43,6 +50,7 @@ import { methodSettings } from "../rmt/methods.ts";
 import { VERSION } from "../version.ts";
 import {
   type CheckpointModel,
+  CHECKPOINTS_DIR,
   type GoodCheckpoint,
   newestGoodCheckpoint,
   readOptimizerState,
@@ -52,10 +60,10 @@ import {
 import { configToYaml, type RmtConfig } from "./config.ts";
 import { MetricsLog, type MetricsRecord } from "./metrics.ts";
 import { createNtpStep } from "./ntp_step.ts";
-import { createRlStep, RL_STEP_METHODS } from "./rl_step.ts";
+import { createRlStep, RL_STEP_METHODS, rolloutFormat } from "./rl_step.ts";
 import { AdamW } from "./optimizer.ts";
 import { Progress } from "./progress.ts";
-import { METRICS_FILE, openRunDir, sha256Hex } from "./run_dir.ts";
+import { METRICS_FILE, openRunDir, RUN_CONFIG_FILE, RUN_FILE, sha256Hex } from "./run_dir.ts";
 import { learningRate } from "./schedule.ts";
 import {
   type MetricValue,
@@ -142,6 +150,28 @@ async function modelExtraFiles(folder: ModelFolder): Promise<Record<string, Uint
   return extra;
 }
 
+/**
+ * Removes what openRunDir wrote for a new run that failed before its first step (and the
+ * folder itself when this run created it and nothing else is in it).
+ */
+async function removeNewRun(dir: string, createdDir: boolean): Promise<void> {
+  for (const name of [RUN_FILE, RUN_CONFIG_FILE, METRICS_FILE, CHECKPOINTS_DIR]) {
+    await Deno.remove(`${dir}/${name}`, { recursive: true }).catch(() => {});
+  }
+  if (createdDir) await Deno.remove(dir).catch(() => {}); // fails when not empty: kept
+}
+
+/** Whether a path exists (false for "not found", a UserError for anything else). */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw new UserError(`${path}: cannot access: ${(e as Error).message}`);
+  }
+}
+
 function round(value: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
@@ -169,7 +199,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
   // Read the base model before touching the run folder: a wrong model.path changes nothing.
   const base = await readModelFolder(config.model.path);
+  // The tokens the prompt format needs (<think>, </think>, <|endoftext|>): a tokenizer without
+  // them is refused now, not after the corpus is tokenised and its entropies computed.
+  if ((RL_STEP_METHODS as readonly string[]).includes(config.method)) {
+    rolloutFormat(config, method, base.tokenizer);
+  }
   const ctx = options.ctx ?? await gpu();
+  const createdDir = !(await exists(options.runDir));
   const run = await openRunDir(options.runDir, {
     config,
     yamlText,
@@ -219,6 +255,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
   // What the finally below releases, as it gets created.
   const owned: { model?: GpuModel; optimizer?: AdamW; metrics?: MetricsLog; step?: TrainStep } = {};
+  let firstStepDone = false;
+  let progress: Progress | null = null;
+  let lastCheckpoint: string | null = resumed?.dir ?? null;
   try {
     const model = owned.model = await loadGpuWeights(
       ctx,
@@ -283,10 +322,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const elapsedBefore = resumed?.state.elapsed_s ?? 0;
     const loopStart = performance.now();
     const elapsed = () => elapsedBefore + (performance.now() - loopStart) / 1000;
-    let lastCheckpoint: string | null = resumed?.dir ?? null;
     let intervalTokens = 0;
     let intervalStart = performance.now();
-    const progress = options.progress === false
+    progress = options.progress === false
       ? null
       : new Progress(start > 0 ? `step ${start}+` : "step");
     const schedule = {
@@ -387,7 +425,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       });
 
       if (badInARow >= maxBadSteps) {
-        progress?.done();
         throw new TrainingStopped(
           `stopped at step ${done}: ${badInARow} steps in a row had a non-finite loss or ` +
             `gradient norm (training.max_bad_steps = ${maxBadSteps}); the last checkpoint, ` +
@@ -396,6 +433,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       }
       const interval = checkpointInterval > 0 && done % checkpointInterval === 0;
       if (interval || done === steps || stopRequest !== null) await saveCheckpoint(done);
+      firstStepDone = true;
       if (stopRequest !== null && done < steps) {
         progress?.done();
         log(`stopped by ${stopRequest} after step ${done}: checkpoint ${lastCheckpoint}`);
@@ -419,6 +457,22 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       checkpoint: lastCheckpoint,
       metricsPath,
     };
+  } catch (e) {
+    progress?.done(); // the error goes on a line of its own
+    if (!firstStepDone && !run.resuming) {
+      owned.metrics?.close();
+      owned.metrics = undefined;
+      await removeNewRun(run.dir, createdDir);
+    } else if (e instanceof GpuError) {
+      throw new GpuError(
+        `${e.message}; ` +
+          (lastCheckpoint === null
+            ? `no checkpoint of this run yet (rmt train --force starts ${run.dir} over)`
+            : `the last checkpoint, ${lastCheckpoint}, is intact: rmt train --resume ` +
+              "continues from it"),
+      );
+    }
+    throw e;
   } finally {
     if (handleSignals) {
       listen("SIGINT", onSigint, false);

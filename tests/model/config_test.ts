@@ -11,6 +11,7 @@ import {
   parameterCount,
   parseConfig,
 } from "../../lib/model/config.ts";
+import type { SafetensorsDtype } from "../../lib/model/safetensors.ts";
 import { assert, assertEquals, assertUserError, withTempDir } from "./model_helpers.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
@@ -247,6 +248,17 @@ Deno.test("config: checkpoint tensors are checked against the config", async () 
     "and 1 more",
   ], "unexpected");
   assert(message.startsWith("ckpt: "), message);
+
+  // Any float dtype is read (converted to f32), whatever torch_dtype says; others are refused.
+  const dtypes = new Map<string, { shape: readonly number[]; dtype: SafetensorsDtype }>(
+    [...good].map(([name, t]) => [name, { ...t, dtype: "BF16" }]),
+  );
+  checkTensors(config, dtypes, "ok"); // config.json says bfloat16 or not: read as f32
+  dtypes.set("model.norm.weight", { shape: [28], dtype: "I64" });
+  await assertUserError(() => checkTensors(config, dtypes, "ckpt"), [
+    '"model.norm.weight" has dtype I64',
+    "not a float dtype",
+  ], "integer dtype");
 
   // Tolerated: a tied model that also stores lm_head (same shape), old rotary buffers.
   const tolerated = new Map(good);
