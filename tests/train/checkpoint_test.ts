@@ -235,3 +235,27 @@ Deno.test("checkpoint: rmt train stopped by SIGINT exits 130 with a checkpoint; 
     await assertSameBytes(weights(`${dir}/straight`), weights(run), "final weights");
   });
 });
+
+Deno.test("checkpoint: rmt train stopped by SIGTERM exits 143 with a checkpoint of that step", async () => {
+  await withTempDir(async (dir) => {
+    const f = await makeFixture(dir);
+    const configPath = `${dir}/run.yaml`;
+    await Deno.writeTextFile(configPath, fixtureYaml(f, 60));
+    const run = `${dir}/run`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "main.ts", "train", "--config", configPath, "--out", run],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    while ((await lineCount(`${run}/metrics.jsonl`)) < 2) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    child.kill("SIGTERM");
+    const out = await child.output();
+    assertEquals(out.code, 143, `exit code (${new TextDecoder().decode(out.stderr)})`);
+    const stoppedAt = (await readMetrics(`${run}/metrics.jsonl`)).length;
+    assert(stoppedAt >= 2 && stoppedAt < 60, `stopped mid-run at ${stoppedAt}`);
+    assertEquals((await listCheckpoints(run))[0].step, stoppedAt, "checkpoint of the last step");
+  });
+});
