@@ -16,15 +16,13 @@
 
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { UserError } from "../gpu/errors.ts";
-import { loadCorpus } from "../data/corpus.ts";
 import { ntpBatch } from "../data/batches.ts";
-import { tokenizeCorpusCached } from "../data/token_cache.ts";
 import { add } from "../ops/elementwise.ts";
 import type { GpuModel } from "../model/gpu_weights.ts";
 import { uploadBatch } from "../model/model_batch.ts";
 import { backward, forward, ntpLossAndGrad } from "../model/transformer.ts";
 import type { StepOutput, StepSetup, TrainStep } from "./train_step.ts";
+import { loadTrainingTokens } from "./training_corpus.ts";
 
 export interface NtpStepOptions {
   /** B: sequences per optimizer step. */
@@ -116,28 +114,9 @@ export class NtpStep implements TrainStep {
 
 /** The step factory of method ntp: tokenises data.train (cached) with the model's tokenizer. */
 export async function createNtpStep(setup: StepSetup): Promise<NtpStep> {
-  const { config, folder } = setup;
-  if (config.data.train === null) {
-    throw new UserError("data.train: method ntp needs a training corpus (set data.train)");
-  }
+  const { config } = setup;
+  const stream = await loadTrainingTokens(setup);
   const seqLen = config.model.max_context;
-  if (seqLen > folder.config.maxPositionEmbeddings) {
-    throw new UserError(
-      `model.max_context: ${seqLen} is more than the model's max_position_embeddings ` +
-        `(${folder.config.maxPositionEmbeddings})`,
-    );
-  }
-  const corpus = await loadCorpus(config.data.train);
-  const stream = await tokenizeCorpusCached({
-    corpus,
-    tokenizerDir: folder.dir,
-    tokenizer: folder.tokenizer,
-    cacheDir: setup.cacheDir,
-  });
-  setup.log(
-    `data: ${corpus.documents.length} documents, ${stream.tokens.length} tokens ` +
-      `(${stream.fromCache ? "from the token cache" : "tokenised and cached"})`,
-  );
   return new NtpStep(stream.tokens, {
     batchSize: config.training.batch_size,
     microBatches: config.training.grad_accumulation,

@@ -41,9 +41,7 @@ import type { GpuContext } from "../gpu/context.ts";
 import { UserError } from "../gpu/errors.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { ntpBatch } from "../data/batches.ts";
-import { loadCorpus } from "../data/corpus.ts";
 import { formatEntropyReport, tokenEntropiesCached } from "../data/entropy_cache.ts";
-import { tokenizeCorpusCached } from "../data/token_cache.ts";
 import { generate } from "../model/generate.ts";
 import type { GpuModel } from "../model/gpu_weights.ts";
 import { END_OF_TEXT, type TextTokenizer, THINK_END } from "../model/tokenizer.ts";
@@ -52,6 +50,7 @@ import { backward, forward, ntpLossAndGrad } from "../model/transformer.ts";
 import { add, scale } from "../ops/elementwise.ts";
 import type { RmtConfig } from "./config.ts";
 import type { StepOutput, StepSetup, TrainStep } from "./train_step.ts";
+import { loadTrainingTokens } from "./training_corpus.ts";
 import { budgetAt, type StepBudget } from "../rmt/budget.ts";
 import { type SelectedPosition, selectRlPositions } from "../rmt/curriculum.ts";
 import { ntpMask, ntpWeights } from "../rmt/dual_loss.ts";
@@ -483,27 +482,7 @@ export function copyModel(ctx: GpuContext, model: GpuModel): GpuModel {
  */
 export async function createRlStep(setup: StepSetup): Promise<RlStep> {
   const { config, method, folder } = setup;
-  if (config.data.train === null) {
-    throw new UserError(`data.train: method ${config.method} needs a training corpus`);
-  }
-  const seqLen = config.model.max_context;
-  if (seqLen > folder.config.maxPositionEmbeddings) {
-    throw new UserError(
-      `model.max_context: ${seqLen} is more than the model's max_position_embeddings ` +
-        `(${folder.config.maxPositionEmbeddings})`,
-    );
-  }
-  const corpus = await loadCorpus(config.data.train);
-  const stream = await tokenizeCorpusCached({
-    corpus,
-    tokenizerDir: folder.dir,
-    tokenizer: folder.tokenizer,
-    cacheDir: setup.cacheDir,
-  });
-  setup.log(
-    `data: ${corpus.documents.length} documents, ${stream.tokens.length} tokens ` +
-      `(${stream.fromCache ? "from the token cache" : "tokenised and cached"})`,
-  );
+  const stream = await loadTrainingTokens(setup);
   let entropies: Float32Array | null = null;
   if (method.rl) {
     const cache = await tokenEntropiesCached({
