@@ -174,12 +174,6 @@ export const CONFIG_SCHEMA = {
       spec: "Other paper settings (RPT)",
     }),
     log_interval: integer({ default: 1, min: 1, doc: "steps between metrics lines", spec: OURS }),
-    eval_interval: integer({
-      default: 100,
-      min: 0,
-      doc: "steps between evaluations (0: only at the end)",
-      spec: OURS,
-    }),
     checkpoint_interval: integer({
       default: 100,
       min: 0,
