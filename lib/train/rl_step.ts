@@ -43,7 +43,7 @@ import type { Tensor } from "../gpu/tensor.ts";
 import { ntpBatch } from "../data/batches.ts";
 import { formatEntropyReport, tokenEntropiesCached } from "../data/entropy_cache.ts";
 import { generate } from "../model/generate.ts";
-import type { GpuModel } from "../model/gpu_weights.ts";
+import { type GpuModel, loadGpuWeights } from "../model/gpu_weights.ts";
 import { END_OF_TEXT, type TextTokenizer, THINK_END } from "../model/tokenizer.ts";
 import { uploadBatch } from "../model/model_batch.ts";
 import { backward, forward, ntpLossAndGrad } from "../model/transformer.ts";
@@ -463,22 +463,11 @@ export function rolloutFormat(
   };
 }
 
-/** A frozen copy of the model's parameters (π_ref of the KL penalty). */
-export function copyModel(ctx: GpuContext, model: GpuModel): GpuModel {
-  const params = new Map<string, Tensor<"f32">>();
-  for (const [name, t] of model.params) {
-    const copy = ctx.empty(t.shape, "f32");
-    ctx.copy(t, copy);
-    params.set(name, copy);
-  }
-  return { ...model, params }; // the same row chunks, in new tensors
-}
-
 /**
  * The step of the corpus RL methods: tokenises data.train (cached), scores its token
  * entropies with the proxy model (model.entropy_model, else model.path; cached), and builds
- * the prompt format from the tokenizer. With rl.grpo.kl_beta > 0, π_ref is a copy of the
- * weights the run starts from (the base model, or the checkpoint on resume).
+ * the prompt format from the tokenizer. With rl.grpo.kl_beta > 0, π_ref is the base model
+ * (model.path), loaded again: also on resume, so a resumed run keeps the same KL target.
  */
 export async function createRlStep(setup: StepSetup): Promise<RlStep> {
   const { config, method, folder } = setup;
@@ -496,7 +485,7 @@ export async function createRlStep(setup: StepSetup): Promise<RlStep> {
     entropies = cache.entropies;
   }
   const refModel = method.rl && method.grpo.klBeta > 0
-    ? copyModel(setup.ctx, setup.model)
+    ? await loadGpuWeights(setup.ctx, folder.config, folder.weights)
     : undefined;
   return new RlStep({
     config,

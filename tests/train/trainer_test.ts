@@ -245,3 +245,36 @@ Deno.test("train: a non-finite loss skips the update and is counted; max_bad_ste
     assertEquals([state.optimizer_updates, state.skipped_steps], [2, 2], "updates counted");
   });
 });
+
+Deno.test("train: with a KL penalty, a resumed rmt run keeps the base model as π_ref", async () => {
+  await withTempDir(async (dir) => {
+    const f = await makeFixture(dir);
+    const config = await fixtureConfig(f, 3, [
+      "method=rmt",
+      "rl.grpo.kl_beta=0.05",
+      "rl.group_size=2",
+      "training.lr=0.01",
+      "training.checkpoint_interval=1",
+      "model.max_context=64",
+      "budget.initial=4",
+      "rl.max_reasoning_tokens=8",
+      "rl.min_context_tokens=8",
+    ]);
+    const common = { config, cacheDir: f.cacheDir };
+    await trainQuietly({ ...common, runDir: `${dir}/straight` });
+    const stop = new AbortController();
+    await trainQuietly({
+      ...common,
+      runDir: `${dir}/resumed`,
+      stop: stop.signal,
+      onStep: (step) => step === 1 && stop.abort(),
+    });
+    await trainQuietly({ ...common, runDir: `${dir}/resumed`, resume: true });
+    // A π_ref copied from the step-1 checkpoint would change the KL term of steps 2–3.
+    await assertSameMetrics(
+      `${dir}/straight/metrics.jsonl`,
+      `${dir}/resumed/metrics.jsonl`,
+      "KL run",
+    );
+  });
+});
