@@ -27,6 +27,8 @@ export interface PoolStats {
 export class BufferPool {
   readonly #free = new Map<number, GPUBuffer[]>();
   readonly #classOf = new WeakMap<GPUBuffer, number>();
+  /** Buffers now in the free lists: a second release would hand one buffer out twice. */
+  readonly #isFree = new WeakSet<GPUBuffer>();
   readonly stats: PoolStats = { created: 0, reused: 0, bytesLive: 0, bytesFree: 0 };
 
   constructor(
@@ -39,6 +41,7 @@ export class BufferPool {
     const list = this.#free.get(size);
     const reused = list?.pop();
     if (reused) {
+      this.#isFree.delete(reused);
       this.stats.reused++;
       this.stats.bytesFree -= size;
       this.stats.bytesLive += size;
@@ -54,6 +57,10 @@ export class BufferPool {
   release(buffer: GPUBuffer): void {
     const size = this.#classOf.get(buffer);
     if (size === undefined) throw new Error("buffer released to a pool that did not create it");
+    if (this.#isFree.has(buffer)) {
+      throw new Error("buffer released twice (a tensor and a reshaped view of it?)");
+    }
+    this.#isFree.add(buffer);
     let list = this.#free.get(size);
     if (!list) this.#free.set(size, list = []);
     list.push(buffer);

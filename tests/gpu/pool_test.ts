@@ -110,3 +110,17 @@ Deno.test("gpu: an upload into a reused buffer does not overtake earlier recorde
   copyOfA.release();
   b.release();
 });
+
+Deno.test("gpu: releasing one buffer twice (a tensor and its view) is an error, not aliasing", async () => {
+  const ctx = await testGpu();
+  const t = ctx.empty([4, 8], "f32");
+  const view = t.reshape([32]);
+  t.release();
+  let message = "";
+  try {
+    view.release();
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  assert(message.includes("released twice"), `expected a double-release error, got '${message}'`);
+});
