@@ -270,32 +270,37 @@ export class GpuContext {
       offsets.push(total);
       total += Math.ceil((t.size * 4) / 256) * 256;
     }
+    this.#endPass();
+    const encoder = this.#currentEncoder(); // throws first if the device has failed
     const staging = this.device.createBuffer({
       size: Math.max(4, total),
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
-    this.#endPass();
-    const encoder = this.#currentEncoder();
-    tensors.forEach((t, i) => {
-      if (t.size > 0) encoder.copyBufferToBuffer(t.buffer, 0, staging, offsets[i], t.size * 4);
-    });
-    this.submit();
-    this.counts.readbacks++;
     try {
-      await staging.mapAsync(GPUMapMode.READ);
-    } catch (e) {
+      tensors.forEach((t, i) => {
+        if (t.size > 0) encoder.copyBufferToBuffer(t.buffer, 0, staging, offsets[i], t.size * 4);
+      });
+      this.submit();
+      this.counts.readbacks++;
+      try {
+        await staging.mapAsync(GPUMapMode.READ);
+      } catch (e) {
+        // A lost device rejects the map before device.lost has settled: give it a moment,
+        // so the user sees the GpuError (with what to do) rather than a bare OperationError.
+        await Promise.race([this.device.lost, new Promise((r) => setTimeout(r, 100))]);
+        this.#throwIfFailed();
+        throw new GpuError(`GPU readback failed: ${(e as Error).message}`.replace(/\s+/g, " "));
+      }
       this.#throwIfFailed();
-      throw e;
+      const mapped = staging.getMappedRange();
+      return tensors.map((t, i) => {
+        const copy = mapped.slice(offsets[i], offsets[i] + t.size * 4);
+        return arrayFor(t.dtype, copy, t.size);
+      });
+    } finally {
+      if (staging.mapState === "mapped") staging.unmap();
+      staging.destroy();
     }
-    this.#throwIfFailed();
-    const mapped = staging.getMappedRange();
-    const out = tensors.map((t, i) => {
-      const copy = mapped.slice(offsets[i], offsets[i] + t.size * 4);
-      return arrayFor(t.dtype, copy, t.size);
-    });
-    staging.unmap();
-    staging.destroy();
-    return out;
   }
 
   async read<D extends DType>(t: Tensor<D>): Promise<TypedArrayOf<D>> {
