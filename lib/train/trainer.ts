@@ -232,7 +232,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
     stopRequest = signal;
     if (options.progress !== false && Deno.stderr.isTerminal()) warn(""); // end the progress line
-    warn(`${signal}: finishing this step, then writing a checkpoint (again to exit at once)`);
+    warn(
+      `${signal}: stopping after the current step (or setup) with a checkpoint; again to exit at once`,
+    );
   };
   const onSigint = () => onSignal("SIGINT");
   const onSigterm = () => onSignal("SIGTERM");
@@ -361,6 +363,25 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         { keep: keepCheckpoints },
       );
     };
+
+    // A stop asked for while setting up (loading, tokenising, the entropy pass): no step ran
+    // in this process, so there is nothing new to save; a new run leaves no folder behind.
+    if (stopRequest !== null && start < steps) {
+      log(`stopped by ${stopRequest} before step ${start + 1}: nothing new to save`);
+      if (!run.resuming) {
+        owned.metrics?.close();
+        owned.metrics = undefined;
+        await removeNewRun(run.dir, createdDir);
+      }
+      const exitCode = stopRequest === "stop" ? 0 : SIGNAL_EXIT_CODES[stopRequest];
+      return {
+        exitCode,
+        stoppedBy: stopRequest,
+        step: start,
+        checkpoint: lastCheckpoint,
+        metricsPath,
+      };
+    }
 
     for (let t = start; t < steps; t++) {
       const done = t + 1;

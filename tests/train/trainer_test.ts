@@ -278,3 +278,22 @@ Deno.test("train: with a KL penalty, a resumed rmt run keeps the base model as Ï
     );
   });
 });
+
+Deno.test("train: a stop asked for during setup ends before any step and leaves no new run", async () => {
+  await withTempDir(async (dir) => {
+    const f = await makeFixture(dir);
+    const config = await fixtureConfig(f, 4);
+    const stop = new AbortController();
+    stop.abort(); // before train() even starts: the same path as Ctrl-C while loading
+    const result = await trainQuietly({
+      config,
+      cacheDir: f.cacheDir,
+      runDir: `${dir}/run`,
+      stop: stop.signal,
+    });
+    assertEquals([result.stoppedBy, result.step], ["stop", 0], "stopped before step 1");
+    let exists = true;
+    await Deno.stat(`${dir}/run`).catch(() => (exists = false));
+    assert(!exists, "no run folder left behind");
+  });
+});
