@@ -180,7 +180,7 @@ Deno.test("score: rmt score prints a table or JSON; rmt generate prints continua
     assert(lines[0].includes("logprob") && lines.length === report.tokens.length + 2, table.stdout);
     assert(/perplexity \d/.test(lines[lines.length - 1]), lines[lines.length - 1]);
 
-    const gen = await runCli([
+    const generateArgs = [
       "generate",
       "--model",
       folder,
@@ -192,24 +192,13 @@ Deno.test("score: rmt score prints a table or JSON; rmt generate prints continua
       "2",
       "--seed",
       "3",
-    ]);
+    ];
+    const gen = await runCli(generateArgs);
     assert(gen.code === 0, `generate: exit ${gen.code}: ${gen.stderr}`);
     assert(gen.stdout.includes("--- continuation 2 of 2 ---"), gen.stdout);
     assert(/tokens in .* tokens\/s/.test(gen.stderr), gen.stderr);
     const again = await runCli(
-      [
-        "generate",
-        "--model",
-        folder,
-        "--prompt",
-        "the cat",
-        "--max-tokens",
-        "5",
-        "--n",
-        "2",
-        "--seed",
-        "3",
-      ],
+      generateArgs,
     );
     assert(again.stdout === gen.stdout, "the same seed prints the same continuations");
   });

@@ -7,12 +7,7 @@
 //      transformers and safetensors; ignored with a loud name when they are missing, failed
 //      instead when RMT_REQUIRE_HF=1).
 
-import {
-  type Architecture,
-  configToJson,
-  expectedTensors,
-  type ModelConfig,
-} from "../../lib/model/config.ts";
+import { configToJson, expectedTensors, type ModelConfig } from "../../lib/model/config.ts";
 import { readHeader, readTensorBytes, writeSafetensors } from "../../lib/model/safetensors.ts";
 import {
   type LossSpec,
@@ -21,23 +16,12 @@ import {
   referenceForward,
   referenceLoss,
   tinyConfig,
-  type TinyConfigOptions,
 } from "../../lib/ref/transformer.ts";
 import { assertClose, AssertionError, Rng } from "../helpers.ts";
-import { withTempDir } from "./model_helpers.ts";
+import { type Variant, variantLabel as label, withTempDir } from "./model_helpers.ts";
 
 /** Scales large enough that biases, norm weights and attention patterns all matter. */
 const TEST_SCALES = { std: 0.2, biasStd: 0.2, normStd: 0.2 };
-
-interface Variant {
-  arch: Architecture;
-  options: TinyConfigOptions;
-}
-
-const label = ({ arch, options }: Variant) =>
-  `${arch.replace("ForCausalLM", "")}${options.tied ? " tied" : ""}${
-    options.attentionBias ? " attention_bias" : ""
-  }`;
 
 function randomIds(rng: Rng, lengths: number[], vocab: number): number[][] {
   return lengths.map((len) => Array.from({ length: len }, () => rng.int(vocab)));

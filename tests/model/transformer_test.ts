@@ -10,7 +10,7 @@
 
 import type { GpuContext } from "../../lib/gpu/context.ts";
 import type { Tensor } from "../../lib/gpu/tensor.ts";
-import { type Architecture, expectedTensors, type ModelConfig } from "../../lib/model/config.ts";
+import { expectedTensors, type ModelConfig } from "../../lib/model/config.ts";
 import { decodeBf16, encodeBf16 } from "../../lib/model/float16.ts";
 import {
   type GpuModel,
@@ -38,10 +38,15 @@ import {
   referenceBackward,
   referenceForward,
   tinyConfig,
-  type TinyConfigOptions,
 } from "../../lib/ref/transformer.ts";
 import { assertBitEqual, assertClose, Rng, testGpu } from "../helpers.ts";
-import { assert, assertUserError, withTempDir } from "./model_helpers.ts";
+import {
+  assert,
+  assertUserError,
+  type Variant,
+  variantLabel as label,
+  withTempDir,
+} from "./model_helpers.ts";
 
 /** Scales large enough that biases, norm weights and attention patterns all matter. */
 const TEST_SCALES = { std: 0.2, biasStd: 0.2, normStd: 0.2 };
@@ -52,16 +57,6 @@ const LOSS_TOLERANCE = { rtol: 1e-5, atol: 1e-6 };
 const GRADIENT_TOLERANCE = { rtol: 1e-3, atol: 1e-5 };
 
 const verbose = Deno.env.get("RMT_TEST_VERBOSE") === "1";
-
-interface Variant {
-  arch: Architecture;
-  options: TinyConfigOptions;
-}
-
-const label = ({ arch, options }: Variant) =>
-  `${arch.replace("ForCausalLM", "")}${options.tied ? " tied" : ""}${
-    options.attentionBias ? " attention_bias" : ""
-  }`;
 
 const VARIANTS: Variant[] = [
   { arch: "Qwen2ForCausalLM", options: {} },
