@@ -9,7 +9,7 @@
 // | rmt-no-budget     | curriculum draw          | exact  | fixed    | positions ∉ C, ×λ    |
 // | rmt-no-curriculum | ablation.no_curriculum   | exact  | dynamic  | positions ∉ C, ×λ    |
 // | rmt-no-ntp        | curriculum draw          | exact  | dynamic  | none                 |
-// | grpo-math         | math problems            | math   | fixed    | none  (placeholder)  |
+// | grpo-math         | math problems            | math   | –        | none                 |
 //
 // "exact" with a budget means exact + length reward (rewards.ts); "fixed" means no budget, only
 // the maximum reasoning length (budget.ts). Two table entries are config keys with "auto"
@@ -17,8 +17,8 @@
 // (e.g. method rmt with budget.mode constant is the never-shrinking-budget ablation). The
 // no-curriculum ablation's replacement is ablation.no_curriculum: uniform over every position
 // with H > the easy threshold (default), or ablation.fixed_mix at every step.
-// grpo-math is the post-training stage (GRPO on math problems) reusing the same GRPO code; its
-// data and reward live outside lib/rmt.
+// grpo-math is the post-training stage (GRPO on math problems, lib/train/math_step.ts) reusing
+// the same GRPO code; its budget entry is only the table's (math.max_new_tokens caps a response).
 
 import { BUDGET_MODES, type BudgetMode, type BudgetSettings } from "./budget.ts";
 import type { CurriculumSettings, RlSelector, TierMix } from "./curriculum.ts";
@@ -103,7 +103,7 @@ export const METHOD_TABLE: Readonly<Record<Method, MethodRow>> = {
     reward: "math",
     budget: "fixed",
     ntp: "none",
-    summary: "post-training placeholder: GRPO on math problems",
+    summary: "post-training: GRPO on math problems with a verifiable answer reward",
   },
 };
 

@@ -130,6 +130,14 @@ export function paperPromptText(
   template?: PaperTemplate,
 ): string {
   const message = paperUserMessage(contextText, budget, template);
+  return chatPromptText(message, chat);
+}
+
+/**
+ * A user message as a prompt that opens the reasoning: inside the chat template (plain: the
+ * message and a blank line), ending with "<think>\n" unless the template already opened it.
+ */
+export function chatPromptText(message: string, chat: ChatTemplater | null): string {
   const rendered = chat === null
     ? `${message}\n\n`
     : chat.applyChatTemplate([{ role: "user", content: message }], { addGenerationPrompt: true });

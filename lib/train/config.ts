@@ -19,6 +19,7 @@ import { NTP_NORMALISE } from "../rmt/dual_loss.ts";
 import { AGGREGATIONS, STD_KINDS } from "../rmt/grpo.ts";
 import { PAPER_BUDGET_SENTENCE, PAPER_INSTRUCTION, PROMPT_FORMATS } from "../rmt/prompts.ts";
 import { LEADING_SPACE } from "../rmt/rewards.ts";
+import { MATH_INSTRUCTION, MATH_PROMPT } from "../rmt/math_prompts.ts";
 import {
   boolean,
   checkLayer,
@@ -459,6 +460,30 @@ export const CONFIG_SCHEMA = {
       spec: OURS,
     }),
   },
+  math: {
+    prompt: text({
+      default: MATH_PROMPT,
+      doc: "grpo-math, compact format: the prompt of a problem ({question} becomes it)",
+      spec: OURS,
+    }),
+    instruction: text({
+      default: MATH_INSTRUCTION,
+      doc: "grpo-math, paper format: the instruction after the question (chat template)",
+      spec: "DeepSeek-R1's math prompt",
+    }),
+    max_new_tokens: integer({
+      default: 2048,
+      min: 1,
+      doc: "grpo-math: tokens a response may have (reasoning and answer)",
+      spec: "Other paper settings (max response 2048)",
+    }),
+    eval_samples: integer({
+      default: 200,
+      min: 1,
+      doc: "problems of data.math_eval the math evaluation uses (the first N)",
+      spec: OURS,
+    }),
+  },
 } as const satisfies Schema;
 
 /** The experiment config (YAML keys as they are: snake_case). */
@@ -539,6 +564,9 @@ export function checkConfig(c: RmtConfig): void {
   if (c.model.path === null) fail("model.path", `required (the model folder ${c.method} trains)`);
   if (c.method === "grpo-math") {
     if (c.data.math_train === null) fail("data.math_train", "required by method grpo-math");
+    if (c.prompt.format === "compact" && !c.math.prompt.includes("{question}")) {
+      fail("math.prompt", "must contain {question}");
+    }
   } else if (c.data.train === null) {
     fail("data.train", `required by method ${c.method}`);
   }

@@ -59,6 +59,7 @@ import {
 } from "./checkpoint.ts";
 import { configToYaml, type RmtConfig } from "./config.ts";
 import { MetricsLog, type MetricsRecord } from "./metrics.ts";
+import { createMathStep } from "./math_step.ts";
 import { createNtpStep } from "./ntp_step.ts";
 import { createRlStep, RL_STEP_METHODS, rolloutFormat } from "./rl_step.ts";
 import { AdamW } from "./optimizer.ts";
@@ -79,6 +80,7 @@ export type { StepFactory, StepOutput, StepSetup, TrainStep } from "./train_step
 
 registerStep("ntp", createNtpStep);
 registerStep(RL_STEP_METHODS, createRlStep);
+registerStep("grpo-math", createMathStep);
 
 /** The metrics fields that depend on the machine's speed, not on the run. */
 export const TIMING_FIELDS = ["tokens_per_s", "elapsed_s"] as const;

@@ -1,0 +1,209 @@
+// Responses to math problems, sampled and graded: what GRPO post-training (lib/train/
+// math_step.ts) and the math evaluation (lib/eval/math_eval.ts) both do.
+//
+//   problems   step t of post-training: batch_size problems, drawn without replacement from
+//              a per-epoch shuffle of the file (mathBatchIndices: a pure function of
+//              (seed, t)); evaluation: the first N problems of the file
+//   prompts    math_prompts.ts mathPromptText
+//   generate   G responses per problem, at most math.max_new_tokens each, stopping at
+//              end-of-text (Philox row ids t·R + i·G + g, as the corpus rollouts use)
+//   grade      reward 1 when the extracted answer matches the reference (answersMatch:
+//              numbers, fractions, \boxed{}), else 0; unparseable = 0
+
+import { UserError } from "../gpu/errors.ts";
+import { answersMatch } from "../data/answers.ts";
+import { stepSeed } from "../data/batches.ts";
+import type { MathProblem } from "../data/math_set.ts";
+import { END_OF_TEXT, type TextTokenizer, THINK_END } from "../model/tokenizer.ts";
+import { Rng } from "../ref/random.ts";
+import { type MathPromptFormat, mathPromptText, parseMathResponse } from "./math_prompts.ts";
+import type { Generator } from "./rollouts.ts";
+
+/** How prompts are written and responses read, for one tokenizer. */
+export interface MathCodec {
+  format: MathPromptFormat;
+  encode: (text: string) => number[];
+  decode: (ids: readonly number[]) => string;
+  /** The </think> id, or null when the vocabulary has none. */
+  thinkEnd: number | null;
+  /** Ids that end a response. */
+  stopTokens: number[];
+}
+
+/** The codec of a tokenizer: stop at its end-of-text / eos / end-of-turn ids. */
+export function mathCodec(
+  tokenizer: TextTokenizer,
+  settings: { kind: "compact" | "paper"; template: string; instruction: string; chat: boolean },
+): MathCodec {
+  const stops = [
+    tokenizer.eosTokenId,
+    tokenizer.tokenId(END_OF_TEXT),
+    tokenizer.tokenId("<|im_end|>"),
+  ].filter((id): id is number => id !== null && id !== undefined);
+  if (stops.length === 0) {
+    throw new UserError(`${tokenizer.source}: no end-of-text token to stop a math response at`);
+  }
+  return {
+    format: {
+      kind: settings.kind,
+      template: settings.template,
+      instruction: settings.instruction,
+      chat: settings.kind === "paper" && settings.chat && tokenizer.hasChatTemplate
+        ? tokenizer
+        : null,
+    },
+    encode: (text) => tokenizer.encode(text),
+    decode: (ids) => tokenizer.decode(ids),
+    thinkEnd: tokenizer.tokenId(THINK_END) ?? null,
+    stopTokens: [...new Set(stops)],
+  };
+}
+
+/**
+ * The problem indices of post-training step t: positions t·B .. t·B + B − 1 of the endless
+ * sequence of per-epoch shuffles of [0, n) (epoch e shuffled by an RNG seeded with (seed, e)).
+ */
+export function mathBatchIndices(n: number, batchSize: number, seed: number, step: number) {
+  const shuffles = new Map<number, Uint32Array>();
+  const shuffle = (epoch: number): Uint32Array => {
+    let order = shuffles.get(epoch);
+    if (order) return order;
+    order = Uint32Array.from({ length: n }, (_, i) => i);
+    const rng = new Rng(stepSeed(seed ^ 0x6d617468, epoch)); // "math": not the corpus stream
+    for (let i = n - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    shuffles.set(epoch, order);
+    return order;
+  };
+  const indices: number[] = [];
+  for (let b = 0; b < batchSize; b++) {
+    const k = step * batchSize + b;
+    indices.push(shuffle(Math.floor(k / n))[k % n]);
+  }
+  return indices;
+}
+
+/** One graded response. */
+export interface MathResponseResult {
+  /** Index of its problem in the given list. */
+  problem: number;
+  /** The generated ids (a final stop id included). */
+  tokens: number[];
+  /** log π_old of each id at the sampling temperature (0 when greedy). */
+  logprobs: number[];
+  /** The extracted answer (null: unparseable). */
+  answer: string | null;
+  correct: boolean;
+  reasoningLength: number;
+}
+
+export interface MathSampling {
+  /** G: responses per problem. */
+  groupSize: number;
+  maxNewTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  seed: number;
+  /** The optimizer step (places the Philox rows: t·R + i·G + g). */
+  step: number;
+  /** R: rows per step (default problems · G). */
+  rowsPerStep?: number;
+  /** Problems per generation call (default all). */
+  problemsPerCall?: number;
+}
+
+export interface MathResponses {
+  /** problems × G results, problem-major. */
+  responses: MathResponseResult[];
+  readbacks: number;
+  calls: number;
+}
+
+/** The prompt ids of each problem; a prompt that leaves no room for the response is refused. */
+export function mathPrompts(
+  problems: readonly MathProblem[],
+  codec: MathCodec,
+  maxContext: number,
+  maxNewTokens: number,
+): number[][] {
+  return problems.map((p) => {
+    const prompt = codec.encode(mathPromptText(p.question, codec.format));
+    if (prompt.length + maxNewTokens - 1 > maxContext) {
+      throw new UserError(
+        `math problem "${p.question.slice(0, 40)}": its prompt (${prompt.length} tokens) and ` +
+          `${maxNewTokens} response tokens do not fit ${maxContext} positions; lower ` +
+          "math.max_new_tokens or use a model with a longer context",
+      );
+    }
+    return prompt;
+  });
+}
+
+/** Samples G responses per problem and grades them (see the top of this file). */
+export async function sampleMathResponses(
+  generator: Generator,
+  problems: readonly MathProblem[],
+  prompts: readonly (readonly number[])[],
+  codec: MathCodec,
+  s: MathSampling,
+): Promise<MathResponses> {
+  const G = s.groupSize;
+  const perCall = Math.max(1, s.problemsPerCall ?? problems.length);
+  const rowsPerStep = s.rowsPerStep ?? problems.length * G;
+  const responses: MathResponseResult[] = [];
+  let readbacks = 0;
+  let calls = 0;
+  for (let first = 0; first < problems.length; first += perCall) {
+    const count = Math.min(perCall, problems.length - first);
+    const callPrompts: (readonly number[])[] = [];
+    const rowIds: number[] = [];
+    for (let k = 0; k < count; k++) {
+      for (let g = 0; g < G; g++) {
+        callPrompts.push(prompts[first + k]);
+        rowIds.push(s.step * rowsPerStep + (first + k) * G + g);
+      }
+    }
+    const result = await generator(callPrompts, {
+      maxNewTokens: s.maxNewTokens,
+      temperature: s.temperature,
+      topK: s.topK,
+      topP: s.topP,
+      seed: s.seed,
+      stopTokens: codec.stopTokens,
+      rowIds,
+      rngStep: 0,
+    });
+    calls++;
+    readbacks += result.readbacks ?? 0;
+    result.tokens.forEach((tokens, row) => {
+      const problem = first + Math.floor(row / G);
+      const parsed = parseMathResponse(tokens, codec.thinkEnd, codec.stopTokens, codec.decode);
+      responses.push({
+        problem,
+        tokens,
+        logprobs: result.logprobs[row],
+        answer: parsed.answer,
+        correct: parsed.answer !== null && answersMatch(parsed.answer, problems[problem].answer),
+        reasoningLength: parsed.reasoningLength,
+      });
+    });
+  }
+  return { responses, readbacks, calls };
+}
+
+/** Means over responses: accuracy, parse rate, reasoning and response length. */
+export function mathStats(responses: readonly MathResponseResult[]) {
+  const n = responses.length;
+  const mean = (f: (r: MathResponseResult) => number) =>
+    n === 0 ? 0 : responses.reduce((a, r) => a + f(r), 0) / n;
+  return {
+    accuracy: mean((r) => (r.correct ? 1 : 0)),
+    parseRate: mean((r) => (r.answer !== null ? 1 : 0)),
+    reasoningLength: mean((r) => r.reasoningLength),
+    responseLength: mean((r) => r.tokens.length),
+    generatedTokens: responses.reduce((a, r) => a + r.tokens.length, 0),
+  };
+}
