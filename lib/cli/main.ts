@@ -8,6 +8,8 @@ import { evalCommand, evalHelp } from "./eval.ts";
 import { generateCommand, generateHelp } from "./generate.ts";
 import { info, infoHelp } from "./info.ts";
 import { init, initHelp } from "./init.ts";
+import { reportCommand, reportHelp } from "./report.ts";
+import { pipelineCommand, pipelineHelp } from "./pipeline.ts";
 import { scoreCommand, scoreHelp } from "./score.ts";
 import { selfcheck, selfcheckHelp } from "./selfcheck.ts";
 import { trainCommand, trainHelp } from "./train.ts";
@@ -46,6 +48,16 @@ export const COMMANDS: Record<string, Command> = {
     run: evalCommand,
     help: evalHelp,
     summary: "next-token accuracy with reasoning by entropy tier, argmax accuracy, perplexity",
+  },
+  pipeline: {
+    run: pipelineCommand,
+    help: pipelineHelp,
+    summary: "the paper's experiment: pre-, mid-, post-training and evaluation, resumable",
+  },
+  report: {
+    run: reportCommand,
+    help: reportHelp,
+    summary: "one self-contained HTML report (plots and tables) of run or pipeline folders",
   },
 };
 
