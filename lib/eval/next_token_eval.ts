@@ -4,15 +4,18 @@
 //
 // For each of `samples` held-out positions p (eval_positions.ts: fixed by the seed, the same
 // for every checkpoint of one tokenizer), with context c = the document's tokens before p (the
-// last L of them, L = max_position_embeddings − maxReasoning − 2, so that the prompt and the
-// whole generation fit the model's positions):
+// last L of them, so that the prompt and the whole generation fit the model's positions):
 //
 //   with reasoning   compact format: prompt = c, <think>; generate up to maxReasoning + 2
 //                    tokens (greedy at temperature 0, else sampled with the seed), stopping at
 //                    <|endoftext|>; the prediction is the token right after the first </think>.
-//                    No </think>, nothing after it, or more than maxReasoning reasoning tokens:
-//                    unparseable, counted wrong. Reasoning length ℓ = tokens before </think>
-//                    (every generated token but a final <|endoftext|> when it never closes).
+//                    paper format (chat / reasoning models): RPT's template around the text of
+//                    c (prompts.ts; a budget sentence only when a budget is given), up to
+//                    maxReasoning + 1 + max answer tokens, the prediction is the last \boxed{}
+//                    after </think> and must be the target token's text (exact match, as the
+//                    RL reward). Either way: no </think>, no answer, or more than maxReasoning
+//                    reasoning tokens: unparseable, counted wrong. Reasoning length ℓ = tokens
+//                    before </think> (every generated token but a final stop token without it).
 //   tiers            H_p = top-16 entropy of the PROXY model's next-token distribution after c
 //                    (context_scores.ts); nested tiers easy H > 0.5 / medium > 1.0 /
 //                    hard > 1.5 (tier_accuracy.ts). The proxy defaults to the evaluated model
@@ -38,8 +41,19 @@ import { type ModelFolder, readModelFolder } from "../model/model_folder.ts";
 import { scoreSequences } from "../model/score.ts";
 import { END_OF_TEXT } from "../model/tokenizer.ts";
 import { DEFAULT_TOP_K } from "../ops/cross_entropy.ts";
-import { buildCompactPrompt } from "../rmt/prompts.ts";
-import { type Generator, parseRollout, type RolloutFormat } from "../rmt/rollouts.ts";
+import { PAPER_BUDGET_SENTENCE, PAPER_INSTRUCTION } from "../rmt/prompts.ts";
+import {
+  buildProblems,
+  byteDecoder,
+  contextLimit as promptContextLimit,
+  type Generator,
+  matchReward,
+  maxNewTokens,
+  paperFormat,
+  parseRollout,
+  promptOverhead,
+  type RolloutFormat,
+} from "../rmt/rollouts.ts";
 import { DEFAULT_THRESHOLDS, type TierThresholds } from "../rmt/tiers.ts";
 import {
   DEFAULT_MIN_CONTEXT,
@@ -79,8 +93,41 @@ export interface EvalOptions {
   thresholds?: TierThresholds;
   /** Prompts per generation call (default 100). */
   batchSize?: number;
+  /** The prompt format (default compact). */
+  prompt?: EvalPrompt;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
+}
+
+/** The paper prompt format's settings for evaluation (the config's prompt.* and rl.*). */
+export interface EvalPrompt {
+  format: "compact" | "paper";
+  /** paper: the instruction, the budget sentence, the chat template (default on). */
+  instruction?: string;
+  budgetSentence?: string;
+  chatTemplate?: boolean;
+  /** paper: tokens allowed after </think> (default 16). */
+  maxAnswerTokens?: number;
+  /** paper: B in the budget sentence (default none: no budget sentence). */
+  budget?: number | null;
+}
+
+/** The rollout format an evaluation uses. */
+export function evalFormat(folder: ModelFolder, prompt: EvalPrompt | undefined): RolloutFormat {
+  if (prompt === undefined || prompt.format === "compact") {
+    return {
+      kind: "compact",
+      ...folder.tokenizer.thinkTokens(),
+      decodeBytes: byteDecoder(folder.tokenizer),
+    };
+  }
+  return paperFormat(folder.tokenizer, {
+    chatTemplate: prompt.chatTemplate ?? true,
+    instruction: prompt.instruction ?? PAPER_INSTRUCTION,
+    budgetSentence: prompt.budgetSentence ?? PAPER_BUDGET_SENTENCE,
+    maxAnswerTokens: prompt.maxAnswerTokens ?? 16,
+    budgetInPrompt: (prompt.budget ?? null) !== null,
+  });
 }
 
 /** One evaluated position. */
@@ -93,8 +140,10 @@ export interface EvalSample {
   target: number;
   /** The proxy's top-16 entropy H_p (nats). */
   entropy: number;
-  /** With reasoning: the predicted id (null when unparseable), ℓ, and the verdict. */
+  /** With reasoning: the predicted id (null when unparseable or paper format), the paper
+   * format's \boxed{} text, ℓ, and the verdict. */
   prediction: number | null;
+  answerText: string | null;
   parseable: boolean;
   reasoningLength: number;
   correct: boolean;
@@ -118,6 +167,9 @@ export interface EvalResult {
     thresholds: TierThresholds;
     /** Most context tokens a prompt holds. */
     contextLimit: number;
+    /** The prompt format, and the budget sentence's B (null: none). */
+    format: "compact" | "paper";
+    budget: number | null;
   };
   /** Positions evaluated (samples, or fewer when the file has fewer eligible positions). */
   positions: number;
@@ -143,9 +195,13 @@ export interface EvalResult {
 
 /** A prediction read back from a reasoning rollout. */
 export interface ReasoningPrediction {
+  /** compact: the predicted id (null when unparseable or in paper format). */
   prediction: number | null;
+  /** paper: the \boxed{} text (null otherwise). */
+  answerText: string | null;
   parseable: boolean;
   reasoningLength: number;
+  correct: boolean;
 }
 
 /**
@@ -180,28 +236,53 @@ async function generateInBatches(
 }
 
 /**
- * The compact-format prediction with reasoning after each context (see the top of this file):
- * prompt = context, <think>; at most maxReasoning + 2 generated tokens.
+ * The prediction with reasoning after each context (see the top of this file), in either
+ * prompt format: the prompts, generation lengths, parsing and matching of the RL rollouts
+ * (rollouts.ts), so that evaluation measures what training rewards (exact match; the paper
+ * format's \boxed{} text must be the target token's text).
  */
 export async function predictWithReasoning(
   generator: Generator,
   contexts: readonly (readonly number[])[],
-  format: Extract<RolloutFormat, { kind: "compact" }>,
-  options: { maxReasoning: number; temperature: number; seed: number; batchSize: number },
+  targets: readonly number[],
+  format: RolloutFormat,
+  options: {
+    maxReasoning: number;
+    temperature: number;
+    seed: number;
+    batchSize: number;
+    /** Most context tokens of a prompt (contextLimit). */
+    contextLimit: number;
+    /** B in the paper prompt's budget sentence (null: none). */
+    budget?: number | null;
+  },
 ): Promise<ReasoningPrediction[]> {
-  const prompts = contexts.map((c) => buildCompactPrompt([...c], format.thinkStart));
-  const generated = await generateInBatches(generator, prompts, options.batchSize, {
-    maxNewTokens: options.maxReasoning + 2, // reasoning, </think>, the prediction
-    temperature: options.temperature,
-    seed: options.seed,
-    stopTokens: [format.endOfText],
-  });
-  return generated.map((tokens) => {
+  const windows = contexts.map((c, i) => [...c, targets[i]]);
+  const problems = buildProblems(
+    windows,
+    contexts.map((c) => [{ position: c.length, tier: null }]),
+    format,
+    { contextLimit: options.contextLimit, prefixMaxTokens: 1, budget: options.budget ?? null },
+  );
+  const generated = await generateInBatches(
+    generator,
+    problems.map((p) => p.prompt),
+    options.batchSize,
+    {
+      maxNewTokens: maxNewTokens(options.maxReasoning, format),
+      temperature: options.temperature,
+      seed: options.seed,
+      stopTokens: format.kind === "compact" ? [format.endOfText] : [...format.stopTokens],
+    },
+  );
+  return generated.map((tokens, i) => {
     const { parsed } = parseRollout(tokens, format, options.maxReasoning);
     return {
       prediction: parsed.parseable ? parsed.predictionId : null,
+      answerText: parsed.answerText,
       parseable: parsed.parseable,
       reasoningLength: parsed.reasoningLength,
+      correct: matchReward(parsed, problems[i], format, "exact", "optional") > 0,
     };
   });
 }
@@ -268,10 +349,16 @@ export async function evaluateNextToken(
     options.proxyDir.replace(/\/+$/, "") === options.modelDir.replace(/\/+$/, "");
   const proxyFolder = sameProxy ? folder : await readModelFolder(options.proxyDir!);
   if (!sameProxy) checkSameTokenizer(folder, proxyFolder);
-  const format = { kind: "compact" as const, ...folder.tokenizer.thinkTokens() };
+  const format = evalFormat(folder, options.prompt);
+  const budget = options.prompt?.budget ?? null;
 
   const stream = await tokenizeEvalData(options.dataPath, folder);
-  const contextLimit = folder.config.maxPositionEmbeddings - maxReasoning - 2;
+  // The prompt and the whole generation must fit the model's positions.
+  const contextLimit = promptContextLimit(
+    folder.config.maxPositionEmbeddings,
+    promptOverhead(format, budget),
+    maxNewTokens(maxReasoning, format),
+  );
   if (contextLimit < minContext) {
     throw new UserError(
       `eval: max reasoning ${maxReasoning} leaves ${contextLimit} context tokens in the ` +
@@ -314,11 +401,13 @@ export async function evaluateNextToken(
       `  ${positions.length} positions: reasoning (≤ ${maxReasoning} tokens, ` +
         `${temperature === 0 ? "greedy" : `T ${temperature}`})…`,
     );
-    const reasoning = await predictWithReasoning(generator, contexts, format, {
+    const reasoning = await predictWithReasoning(generator, contexts, targets, format, {
       maxReasoning,
       temperature,
       seed,
       batchSize,
+      contextLimit,
+      budget,
     });
     log(`  perplexity over ${stream.tokens.length} tokens…`);
     // k = 1: the entropy is not needed here, and the top-1 pass costs least.
@@ -331,9 +420,10 @@ export async function evaluateNextToken(
       target: targets[i],
       entropy: entropies[i],
       prediction: reasoning[i].prediction,
+      answerText: reasoning[i].answerText,
       parseable: reasoning[i].parseable,
       reasoningLength: reasoning[i].reasoningLength,
-      correct: reasoning[i].parseable && reasoning[i].prediction === targets[i],
+      correct: reasoning[i].correct,
       argmax: argmax[i],
       argmaxCorrect: argmax[i] === targets[i],
     }));
@@ -350,6 +440,8 @@ export async function evaluateNextToken(
         entropyTopK: DEFAULT_TOP_K,
         thresholds,
         contextLimit,
+        format: format.kind,
+        budget,
       },
       positions: samples.length,
       ...summarise(samples, thresholds),

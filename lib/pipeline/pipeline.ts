@@ -232,6 +232,7 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
           seed: e.seed,
           maxReasoning: e.max_reasoning_tokens,
           temperature: e.temperature,
+          prompt: { format: e.format, maxAnswerTokens: e.max_answer_tokens, budget: e.budget },
           log: indent,
         });
         const path = `${out}/eval/next_token/${label}.json`;

@@ -9,7 +9,8 @@
 //     ntp: ntp.yaml
 //     rmt: rmt.yaml
 //   ablations: [rmt, rmt-no-budget, ...]           # labels of the ablation table (optional)
-//   eval: {data: ..., samples: 200, max_reasoning_tokens: 16, temperature: 0, seed: 0}
+//   eval: {data: ..., samples: 200, max_reasoning_tokens: 16, temperature: 0, seed: 0,
+//          format: compact, max_answer_tokens: 16, budget: null}  # the last three: paper format
 //   posttrain: posttrain.yaml                      # grpo-math config, run from each model
 //   math_eval: {data: ..., samples: 200, max_new_tokens: 96, temperature: 0}
 //
@@ -23,6 +24,11 @@ import { PRESET_ARCHITECTURES, PRESET_SIZES } from "../model/presets.ts";
 
 export interface NextTokenEvalSettings {
   data: string;
+  /** The prompt format (paper: chat / reasoning models). */
+  format: "compact" | "paper";
+  /** paper format: tokens after </think>; B of the budget sentence (null: none). */
+  max_answer_tokens: number;
+  budget: number | null;
   samples: number;
   max_reasoning_tokens: number;
   temperature: number;
@@ -167,7 +173,20 @@ export function parsePipelineConfig(text: string, file: string): PipelineConfig 
   }
 
   const ev = top.section("eval");
-  ev.only(["data", "samples", "max_reasoning_tokens", "temperature", "seed"]);
+  ev.only([
+    "data",
+    "format",
+    "max_answer_tokens",
+    "budget",
+    "samples",
+    "max_reasoning_tokens",
+    "temperature",
+    "seed",
+  ]);
+  const format = ev.string("format", "compact");
+  if (format !== "compact" && format !== "paper") {
+    return ev.fail("format", "expected compact or paper");
+  }
   const mathEval = top.has("math_eval") ? top.section("math_eval") : null;
   mathEval?.only(["data", "samples", "max_new_tokens", "temperature", "seed"]);
   if (top.has("posttrain") !== (mathEval !== null)) {
@@ -185,6 +204,9 @@ export function parsePipelineConfig(text: string, file: string): PipelineConfig 
     ablations: ablations as string[],
     eval: {
       data: ev.string("data"),
+      format,
+      max_answer_tokens: ev.integer("max_answer_tokens", 16, 1),
+      budget: ev.has("budget") ? ev.integer("budget", 0, 1) : null,
       samples: ev.integer("samples", 200, 1),
       max_reasoning_tokens: ev.integer("max_reasoning_tokens", 96, 0),
       temperature: ev.number("temperature", 0, 0),

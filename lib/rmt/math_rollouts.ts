@@ -14,10 +14,10 @@ import { UserError } from "../gpu/errors.ts";
 import { answersMatch } from "../data/answers.ts";
 import { stepSeed } from "../data/batches.ts";
 import type { MathProblem } from "../data/math_set.ts";
-import { END_OF_TEXT, type TextTokenizer, THINK_END } from "../model/tokenizer.ts";
+import { type TextTokenizer, THINK_END } from "../model/tokenizer.ts";
 import { Rng } from "../ref/random.ts";
 import { type MathPromptFormat, mathPromptText, parseMathResponse } from "./math_prompts.ts";
-import type { Generator } from "./rollouts.ts";
+import { type Generator, stopTokenIds } from "./rollouts.ts";
 
 /** How prompts are written and responses read, for one tokenizer. */
 export interface MathCodec {
@@ -35,14 +35,7 @@ export function mathCodec(
   tokenizer: TextTokenizer,
   settings: { kind: "compact" | "paper"; template: string; instruction: string; chat: boolean },
 ): MathCodec {
-  const stops = [
-    tokenizer.eosTokenId,
-    tokenizer.tokenId(END_OF_TEXT),
-    tokenizer.tokenId("<|im_end|>"),
-  ].filter((id): id is number => id !== null && id !== undefined);
-  if (stops.length === 0) {
-    throw new UserError(`${tokenizer.source}: no end-of-text token to stop a math response at`);
-  }
+  const stops = stopTokenIds(tokenizer, "a math response");
   return {
     format: {
       kind: settings.kind,
@@ -53,9 +46,11 @@ export function mathCodec(
         : null,
     },
     encode: (text) => tokenizer.encode(text),
-    decode: (ids) => tokenizer.decode(ids),
+    // The model's vocabulary may be padded past the tokenizer's (Qwen's is; so are rmt init's
+    // models): a sampled padding id has no text, and would make decode throw.
+    decode: (ids) => tokenizer.decode(ids.filter((id) => id < tokenizer.vocabSize)),
     thinkEnd: tokenizer.tokenId(THINK_END) ?? null,
-    stopTokens: [...new Set(stops)],
+    stopTokens: stops,
   };
 }
 
@@ -129,11 +124,13 @@ export function mathPrompts(
   maxContext: number,
   maxNewTokens: number,
 ): number[][] {
-  return problems.map((p) => {
+  return problems.map((p, i) => {
     const prompt = codec.encode(mathPromptText(p.question, codec.format));
     if (prompt.length + maxNewTokens - 1 > maxContext) {
+      // One line: a question may hold newlines (MATH problems do).
+      const start = p.question.slice(0, 40).replace(/\s+/g, " ");
       throw new UserError(
-        `math problem "${p.question.slice(0, 40)}": its prompt (${prompt.length} tokens) and ` +
+        `math problem ${i + 1} ("${start}"): its prompt (${prompt.length} tokens) and ` +
           `${maxNewTokens} response tokens do not fit ${maxContext} positions; lower ` +
           "math.max_new_tokens or use a model with a longer context",
       );

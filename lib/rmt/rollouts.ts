@@ -32,6 +32,7 @@
 
 import { UserError } from "../gpu/errors.ts";
 import { bytesToUnicode } from "../model/bpe_train.ts";
+import { END_OF_TEXT, type TextTokenizer, THINK_END } from "../model/tokenizer.ts";
 import type { SelectedPosition } from "./curriculum.ts";
 import { batchAdvantages, type StdKind } from "./grpo.ts";
 import {
@@ -111,6 +112,51 @@ export type RolloutFormat =
     /** Whether the prompt carries the budget sentence (a budget exists). */
     budgetInPrompt: boolean;
   };
+
+/**
+ * The ids a generation stops at: eos, <|endoftext|>, <|im_end|> (those the vocabulary has);
+ * refused when it has none. why: what needs them (for the error).
+ */
+export function stopTokenIds(tokenizer: TextTokenizer, why: string): number[] {
+  const stops = [
+    tokenizer.eosTokenId,
+    tokenizer.tokenId(END_OF_TEXT),
+    tokenizer.tokenId("<|im_end|>"),
+  ].filter((id): id is number => id !== null && id !== undefined);
+  if (stops.length === 0) {
+    throw new UserError(`${tokenizer.source}: no end-of-text token to stop generation (${why})`);
+  }
+  return [...new Set(stops)];
+}
+
+/** The paper format of a tokenizer: needs </think> and an end-of-text id to stop at. */
+export function paperFormat(
+  tokenizer: TextTokenizer,
+  settings: {
+    chatTemplate: boolean;
+    instruction: string;
+    budgetSentence: string;
+    maxAnswerTokens: number;
+    budgetInPrompt: boolean;
+  },
+): Extract<RolloutFormat, { kind: "paper" }> {
+  const why = "the paper prompt format";
+  const thinkEnd = tokenizer.requireToken(THINK_END, why);
+  const stops = stopTokenIds(tokenizer, why);
+  return {
+    kind: "paper",
+    thinkEnd,
+    endOfText: stops[0],
+    stopTokens: stops,
+    encode: (text) => tokenizer.encode(text),
+    decode: (ids) => tokenizer.decode(ids),
+    decodeBytes: byteDecoder(tokenizer),
+    chat: settings.chatTemplate && tokenizer.hasChatTemplate ? tokenizer : null,
+    template: { instruction: settings.instruction, budgetSentence: settings.budgetSentence },
+    maxAnswerTokens: settings.maxAnswerTokens,
+    budgetInPrompt: settings.budgetInPrompt,
+  };
+}
 
 /** Tokens generated after the reasoning: </think> and the answer. */
 export function answerTokens(format: RolloutFormat): number {

@@ -44,7 +44,7 @@ import { ntpBatch } from "../data/batches.ts";
 import { formatEntropyReport, tokenEntropiesCached } from "../data/entropy_cache.ts";
 import { generate } from "../model/generate.ts";
 import { type GpuModel, loadGpuWeights } from "../model/gpu_weights.ts";
-import { END_OF_TEXT, type TextTokenizer, THINK_END } from "../model/tokenizer.ts";
+import type { TextTokenizer } from "../model/tokenizer.ts";
 import { uploadBatch } from "../model/model_batch.ts";
 import { backward, forward, ntpLossAndGrad } from "../model/transformer.ts";
 import { add, scale } from "../ops/elementwise.ts";
@@ -62,6 +62,7 @@ import {
   contextLimit,
   type Generator,
   maxNewTokens,
+  paperFormat,
   promptOverhead,
   type RlProblem,
   type RolloutBatch,
@@ -430,37 +431,16 @@ export function rolloutFormat(
   method: MethodSettings,
   tokenizer: TextTokenizer,
 ): RolloutFormat {
-  const decodeBytes = byteDecoder(tokenizer);
   if (config.prompt.format === "compact") {
-    return { kind: "compact", ...tokenizer.thinkTokens(), decodeBytes };
+    return { kind: "compact", ...tokenizer.thinkTokens(), decodeBytes: byteDecoder(tokenizer) };
   }
-  const why = "the paper prompt format";
-  const thinkEnd = tokenizer.requireToken(THINK_END, why);
-  const stops = [
-    tokenizer.eosTokenId,
-    tokenizer.tokenId(END_OF_TEXT),
-    tokenizer.tokenId("<|im_end|>"),
-  ]
-    .filter((id): id is number => id !== null && id !== undefined);
-  if (stops.length === 0) {
-    throw new UserError(`${tokenizer.source}: no end-of-text token to stop generation (${why})`);
-  }
-  return {
-    kind: "paper",
-    thinkEnd,
-    endOfText: stops[0],
-    stopTokens: [...new Set(stops)],
-    encode: (text) => tokenizer.encode(text),
-    decode: (ids) => tokenizer.decode(ids),
-    decodeBytes,
-    chat: config.prompt.chat_template && tokenizer.hasChatTemplate ? tokenizer : null,
-    template: {
-      instruction: config.prompt.paper_instruction,
-      budgetSentence: config.prompt.paper_budget_sentence,
-    },
+  return paperFormat(tokenizer, {
+    chatTemplate: config.prompt.chat_template,
+    instruction: config.prompt.paper_instruction,
+    budgetSentence: config.prompt.paper_budget_sentence,
     maxAnswerTokens: config.rl.max_answer_tokens,
     budgetInPrompt: method.budgetInPrompt,
-  };
+  });
 }
 
 /**

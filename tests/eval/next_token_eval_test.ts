@@ -40,11 +40,12 @@ Deno.test("next-token eval: the token after </think> is the prediction; unparsea
     [7, 7, 7, 7, 7, END_THINK, 54], // ℓ 5 > cap 4: unparseable, though it names the target
     [7, 8, 9, EOT], // stops without </think>: unparseable, ℓ 3 (EOT not counted)
   ]);
-  const predictions = await predictWithReasoning(generator, contexts, FORMAT, {
+  const predictions = await predictWithReasoning(generator, contexts, targets, FORMAT, {
     maxReasoning: 4,
     temperature: 0,
     seed: 3,
     batchSize: 4,
+    contextLimit: 10,
   });
   assertEquals(
     predictions.map((p) => p.prediction),
@@ -56,6 +57,11 @@ Deno.test("next-token eval: the token after </think> is the prediction; unparsea
     predictions.map((p) => p.parseable),
     [true, true, false, false, false, false],
     "parse",
+  );
+  assertEquals(
+    predictions.map((p) => p.correct),
+    [true, false, false, false, false, false],
+    "verdicts",
   );
   // Two calls (batch 4), shortest prompts first: prompts are context + <think>, with room for
   // cap + </think> + answer, and the row ids are the positions' indices.
@@ -75,9 +81,10 @@ Deno.test("next-token eval: the token after </think> is the prediction; unparsea
     target: targets[i],
     entropy: [0.6, 1.1, 1.7, 0.1, 2.0, 0.9][i],
     prediction: p.prediction,
+    answerText: p.answerText,
     parseable: p.parseable,
     reasoningLength: p.reasoningLength,
-    correct: p.parseable && p.prediction === targets[i],
+    correct: p.correct,
     argmax: [50, 51, 0, 53, 0, 0][i],
     argmaxCorrect: [true, true, false, true, false, false][i],
   }));
@@ -145,4 +152,62 @@ Deno.test("next-token eval: two checkpoints, one proxy: identical positions and 
       assert(r.perplexity.tokens > 100, `scored tokens ${r.perplexity.tokens}`);
     }
   });
+});
+
+Deno.test("next-token eval, paper format: the last \\boxed{} after </think> must be the next token's text", async () => {
+  // A character-level "tokenizer": id = char code; </think> and end-of-text are ids ≥ 1000.
+  const THINK_END_ID = 1000;
+  const STOP = 1001;
+  const encode = (text: string) =>
+    [...text.replaceAll("</think>", "\u03e8")].map((c) =>
+      c === "\u03e8" ? THINK_END_ID : c.charCodeAt(0)
+    );
+  const decode = (ids: readonly number[]) =>
+    ids.map((id) => (id === THINK_END_ID ? "</think>" : id === STOP ? "" : String.fromCharCode(id)))
+      .join("");
+  const format = {
+    kind: "paper" as const,
+    thinkEnd: THINK_END_ID,
+    endOfText: STOP,
+    stopTokens: [STOP],
+    encode,
+    decode,
+    decodeBytes: (ids: readonly number[]) => new TextEncoder().encode(decode(ids)),
+    chat: null,
+    template: { instruction: "Predict.", budgetSentence: "Use {budget} tokens." },
+    maxAnswerTokens: 12,
+    budgetInPrompt: true,
+  };
+  const contexts = [encode("2 + 2 = "), encode("ab"), encode("xy")];
+  const targets = [..."4cz"].map((c) => c.charCodeAt(0));
+  const answer = (reasoning: string, rest: string) => [
+    ...encode(reasoning),
+    THINK_END_ID,
+    ...encode(rest),
+    STOP,
+  ];
+  const { generator, calls } = stubGenerator([
+    answer("sum", "so \\boxed{3} no, \\boxed{4}"), // the last box: "4", right
+    answer("hmm", "\\boxed{d}"), // wrong
+    answer("zz", "z"), // no \boxed{}: unparseable
+  ]);
+  const predictions = await predictWithReasoning(generator, contexts, targets, format, {
+    maxReasoning: 8,
+    temperature: 0,
+    seed: 0,
+    batchSize: 8,
+    contextLimit: 100,
+    budget: 5,
+  });
+  assertEquals(predictions.map((p) => p.correct), [true, false, false], "verdicts");
+  assertEquals(predictions.map((p) => p.answerText), ["4", "d", null], "answers");
+  assertEquals(predictions.map((p) => p.reasoningLength), [3, 3, 2], "reasoning lengths");
+  const prompt = decode(calls[0].prompts.find((p) => decode(p).includes("2 + 2"))!);
+  assertEquals(
+    prompt,
+    "Predict. Use 5 tokens.\n\n### Context\n2 + 2 = \n\n<think>\n",
+    "the paper prompt around the context text",
+  );
+  assertEquals(calls[0].options.maxNewTokens, 8 + 1 + 12, "cap + </think> + answer tokens");
+  assertEquals(calls[0].options.stopTokens, [STOP], "stop tokens");
 });
