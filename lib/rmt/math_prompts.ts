@@ -9,11 +9,11 @@
 //             then "<think>\n" unless the template opened the think block already
 //
 // The answer of a response is read from its text after the first </think> (the whole text
-// when there is none): the last complete \boxed{...}; else what follows the last "Answer:"
-// on its line; else what follows the last "####" (GSM8K). Reasoning length: the tokens before
-// the first </think> (every token, bar a final stop token, without one).
+// when there is none): the last complete \boxed{...} (unless empty); else what follows the last
+// "Answer:" on its line; else what follows the last "####" (GSM8K). Reasoning length: the
+// tokens before the first </think> (every token, bar a final stop token, without one).
 
-import { type ChatTemplater, chatPromptText, lastBoxed } from "./prompts.ts";
+import { chatPromptText, type ChatTemplater, lastBoxed } from "./prompts.ts";
 
 /** The default compact template (config math.prompt). */
 export const MATH_PROMPT = "Problem: {question}\n<think>\n";
@@ -33,14 +33,15 @@ export interface MathPromptFormat {
 
 /** The prompt text of one question. */
 export function mathPromptText(question: string, format: MathPromptFormat): string {
-  if (format.kind === "compact") return format.template.replaceAll("{question}", question);
+  // A replacer function: a string replacement would read "$$" (TeX display math) as "$".
+  if (format.kind === "compact") return format.template.replaceAll("{question}", () => question);
   return chatPromptText(`${question}\n\n${format.instruction}`, format.chat);
 }
 
 /** The final answer in a response text (see the top of this file), or null. */
 export function extractMathAnswer(text: string): string | null {
-  const boxed = lastBoxed(text);
-  if (boxed !== null) return boxed.trim();
+  const boxed = lastBoxed(text)?.trim() ?? "";
+  if (boxed !== "") return boxed; // an empty \boxed{} (the instruction echoed) is no answer
   const answer = text.lastIndexOf("Answer:");
   if (answer >= 0) {
     const line = text.slice(answer + "Answer:".length).split("\n")[0].trim();
@@ -73,7 +74,9 @@ export function parseMathResponse(
   decode: (ids: readonly number[]) => string,
 ): MathResponse {
   const n = generated.length;
-  const body = n > 0 && stopTokens.includes(generated[n - 1]) ? generated.slice(0, n - 1) : generated;
+  const body = n > 0 && stopTokens.includes(generated[n - 1])
+    ? generated.slice(0, n - 1)
+    : generated;
   const end = thinkEnd === null ? -1 : body.indexOf(thinkEnd);
   const answerIds = end < 0 ? body : body.slice(end + 1);
   return {

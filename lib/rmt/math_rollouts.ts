@@ -17,7 +17,7 @@ import type { MathProblem } from "../data/math_set.ts";
 import { type TextTokenizer, THINK_END } from "../model/tokenizer.ts";
 import { Rng } from "../ref/random.ts";
 import { type MathPromptFormat, mathPromptText, parseMathResponse } from "./math_prompts.ts";
-import { type Generator, stopTokenIds } from "./rollouts.ts";
+import { decodeGenerated, type Generator, stopTokenIds } from "./rollouts.ts";
 
 /** How prompts are written and responses read, for one tokenizer. */
 export interface MathCodec {
@@ -48,7 +48,7 @@ export function mathCodec(
     encode: (text) => tokenizer.encode(text),
     // The model's vocabulary may be padded past the tokenizer's (Qwen's is; so are rmt init's
     // models): a sampled padding id has no text, and would make decode throw.
-    decode: (ids) => tokenizer.decode(ids.filter((id) => id < tokenizer.vocabSize)),
+    decode: (ids) => decodeGenerated(tokenizer, ids),
     thinkEnd: tokenizer.tokenId(THINK_END) ?? null,
     stopTokens: stops,
   };

@@ -114,6 +114,15 @@ export type RolloutFormat =
   };
 
 /**
+ * Text of generated ids. A model's vocabulary is often padded past its tokenizer's (rmt init pads
+ * to a multiple of 64; Qwen's is padded too) and sampling may pick a padding id: it has no text
+ * and is dropped, where the tokenizer's decode would refuse it.
+ */
+export function decodeGenerated(tokenizer: TextTokenizer, ids: readonly number[]): string {
+  return tokenizer.decode(ids.filter((id) => id < tokenizer.vocabSize));
+}
+
+/**
  * The ids a generation stops at: eos, <|endoftext|>, <|im_end|> (those the vocabulary has);
  * refused when it has none. why: what needs them (for the error).
  */
@@ -149,7 +158,7 @@ export function paperFormat(
     endOfText: stops[0],
     stopTokens: stops,
     encode: (text) => tokenizer.encode(text),
-    decode: (ids) => tokenizer.decode(ids),
+    decode: (ids) => decodeGenerated(tokenizer, ids),
     decodeBytes: byteDecoder(tokenizer),
     chat: settings.chatTemplate && tokenizer.hasChatTemplate ? tokenizer : null,
     template: { instruction: settings.instruction, budgetSentence: settings.budgetSentence },
@@ -496,6 +505,7 @@ export interface TokenStrings {
  * models rmt init makes) spells each byte as one character of GPT-2's bytes_to_unicode table,
  * so a token's exact bytes are its characters mapped back, even when it holds half of a UTF-8
  * character. Other vocabularies (a character outside the table): UTF-8 of the decoded text.
+ * An id the tokenizer does not have (vocabulary padding) has no bytes.
  */
 export function byteDecoder(tokenizer: TokenStrings): DecodeBytes {
   const byteOf = new Map<string, number>();
@@ -507,9 +517,13 @@ export function byteDecoder(tokenizer: TokenStrings): DecodeBytes {
     if (bytes) return bytes;
     const piece = tokenizer.tokenOf(id);
     const chars = piece === undefined ? [] : [...piece];
-    bytes = piece !== undefined && chars.every((c) => byteOf.has(c))
-      ? Uint8Array.from(chars, (c) => byteOf.get(c)!)
-      : encoder.encode(tokenizer.decode([id]));
+    if (piece === undefined) {
+      bytes = new Uint8Array(0); // a padding id past the tokenizer's vocabulary: no text
+    } else if (chars.every((c) => byteOf.has(c))) {
+      bytes = Uint8Array.from(chars, (c) => byteOf.get(c)!);
+    } else {
+      bytes = encoder.encode(tokenizer.decode([id]));
+    }
     cache.set(id, bytes);
     return bytes;
   };

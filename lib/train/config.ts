@@ -477,12 +477,6 @@ export const CONFIG_SCHEMA = {
       doc: "grpo-math: tokens a response may have (reasoning and answer)",
       spec: "Other paper settings (max response 2048)",
     }),
-    eval_samples: integer({
-      default: 200,
-      min: 1,
-      doc: "problems of data.math_eval the math evaluation uses (the first N)",
-      spec: OURS,
-    }),
   },
 } as const satisfies Schema;
 
@@ -719,7 +713,8 @@ export function configToYaml(config: RmtConfig): string {
 function formatDefault(value: unknown): string {
   if (value === null) return "null";
   if (typeof value === "string" && value.length > 60) return "(see Paper prompt text)";
-  if (typeof value === "string") return value.includes(" ") ? `"${value}"` : value;
+  if (typeof value === "string" && /[\s"]/.test(value)) return JSON.stringify(value); // \n shown
+  if (typeof value === "string") return value;
   if (typeof value === "number" && value !== 0 && Math.abs(value) < 1e-3) {
     return value.toExponential(); // 1e-6, not 0.000001
   }

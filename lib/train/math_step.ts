@@ -25,8 +25,8 @@ import { generate } from "../model/generate.ts";
 import { type GpuModel, loadGpuWeights } from "../model/gpu_weights.ts";
 import { batchAdvantages } from "../rmt/grpo.ts";
 import {
-  type MathCodec,
   mathBatchIndices,
+  type MathCodec,
   mathCodec,
   mathPrompts,
   type MathResponses,
@@ -198,7 +198,8 @@ export async function createMathStep(setup: StepSetup): Promise<MathStep> {
   const codec = configMathCodec(config, setup);
   // Every prompt now: a problem too long for the context fails here, not in step 1,000.
   const prompts = mathPrompts(problems, codec, maxContext, config.math.max_new_tokens);
-  const longest = Math.max(...prompts.map((p) => p.length));
+  // A loop, not Math.max(...): spreading ~10⁵ arguments overflows the stack (big problem sets).
+  const longest = prompts.reduce((a, p) => Math.max(a, p.length), 0);
   setup.log(
     `math: ${problems.length} problems (${config.data.math_train}), prompts ≤ ${longest} tokens`,
   );
