@@ -21,7 +21,7 @@
 
 import { gpu, type GpuContext } from "../gpu/context.ts";
 import { UserError } from "../gpu/errors.ts";
-import { type MathEvalResult, evaluateMath } from "../eval/math_eval.ts";
+import { evaluateMath, type MathEvalResult } from "../eval/math_eval.ts";
 import { type EvalResult, evaluateNextToken } from "../eval/next_token_eval.ts";
 import { parameterCount } from "../model/config.ts";
 import { initModel } from "../model/init.ts";
@@ -213,9 +213,13 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
     // 3. Mid-training, every method from the same base.
     const models: [string, string][] = [["base", base]];
     for (const [label, file] of p.midtrain) {
-      const model = await stage(`midtrain/${label}`, `mid-training: ${label} (${file})`, async () => {
-        return (await trainStage(file, base, `${out}/midtrain/${label}`)).checkpoint;
-      });
+      const model = await stage(
+        `midtrain/${label}`,
+        `mid-training: ${label} (${file})`,
+        async () => {
+          return (await trainStage(file, base, `${out}/midtrain/${label}`)).checkpoint;
+        },
+      );
       models.push([label, model]);
     }
 
@@ -223,24 +227,32 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
     const e = p.eval;
     const nextToken: [string, EvalResult][] = [];
     for (const [label, model] of models) {
-      const file = await stage(`eval/next_token/${label}`, `next-token evaluation: ${label}`, async () => {
-        const result = await evaluateNextToken(ctx, {
-          modelDir: model,
-          proxyDir: base,
-          dataPath: e.data,
-          samples: e.samples,
-          seed: e.seed,
-          maxReasoning: e.max_reasoning_tokens,
-          temperature: e.temperature,
-          prompt: { format: e.format, maxAnswerTokens: e.max_answer_tokens, budget: e.budget },
-          log: indent,
-        });
-        const path = `${out}/eval/next_token/${label}.json`;
-        await Deno.mkdir(`${out}/eval/next_token`, { recursive: true });
-        await writeJson(path, result);
-        indent(`avg ${pct(result.withReasoning.average)}, all ${pct(result.withReasoning.all.accuracy)}`);
-        return path;
-      });
+      const file = await stage(
+        `eval/next_token/${label}`,
+        `next-token evaluation: ${label}`,
+        async () => {
+          const result = await evaluateNextToken(ctx, {
+            modelDir: model,
+            proxyDir: base,
+            dataPath: e.data,
+            samples: e.samples,
+            seed: e.seed,
+            maxReasoning: e.max_reasoning_tokens,
+            temperature: e.temperature,
+            prompt: { format: e.format, maxAnswerTokens: e.max_answer_tokens, budget: e.budget },
+            log: indent,
+          });
+          const path = `${out}/eval/next_token/${label}.json`;
+          await Deno.mkdir(`${out}/eval/next_token`, { recursive: true });
+          await writeJson(path, result);
+          indent(
+            `avg ${pct(result.withReasoning.average)}, all ${
+              pct(result.withReasoning.all.accuracy)
+            }`,
+          );
+          return path;
+        },
+      );
       nextToken.push([label, JSON.parse(await Deno.readTextFile(file)) as EvalResult]);
     }
 
@@ -248,7 +260,8 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
     const postTraining: [string, MathEvalResult, MathEvalResult][] = [];
     if (p.posttrain !== null && p.mathEval !== null) {
       const m = p.mathEval;
-      const posttrain: RmtConfig = (await resolveConfig(p.posttrain, [`model.path=${base}`])).config;
+      const posttrain: RmtConfig =
+        (await resolveConfig(p.posttrain, [`model.path=${base}`])).config;
       const mathEval = (label: string, model: string, when: string) =>
         stage(`eval/math/${label}-${when}`, `math evaluation ${when}: ${label}`, async () => {
           const result = await evaluateMath(ctx, {
@@ -273,8 +286,12 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
         JSON.parse(await Deno.readTextFile(path)) as MathEvalResult;
       for (const [label, model] of models) {
         const before = await mathEval(label, model, "before");
-        const after = await stage(`posttrain/${label}`, `post-training (grpo-math): ${label}`, async () =>
-          (await trainStage(p.posttrain!, model, `${out}/posttrain/${label}`)).checkpoint);
+        const after = await stage(
+          `posttrain/${label}`,
+          `post-training (grpo-math): ${label}`,
+          async () =>
+            (await trainStage(p.posttrain!, model, `${out}/posttrain/${label}`)).checkpoint,
+        );
         const afterEval = await mathEval(label, after, "after");
         postTraining.push([label, await read(before), await read(afterEval)]);
       }
