@@ -30,6 +30,19 @@ Options:
                      (default: the pipeline file's)
   --help             this help`;
 
+/** The CPU (where Linux says), its threads, the OS: what results.md says it ran on. */
+function machineDescription(): string {
+  let cpu = `${Deno.build.arch} CPU`;
+  try {
+    const line = Deno.readTextFileSync("/proc/cpuinfo").split("\n")
+      .find((l) => l.startsWith("model name"));
+    if (line) cpu = line.slice(line.indexOf(":") + 1).trim();
+  } catch {
+    // not Linux: the architecture is all we say
+  }
+  return `${cpu}, ${navigator.hardwareConcurrency} threads, ${Deno.build.os}`;
+}
+
 export async function pipelineCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -55,11 +68,10 @@ export async function pipelineCommand(args: string[]): Promise<number> {
     config.eval.samples = samples;
     if (config.mathEval !== null) config.mathEval.samples = samples;
   }
-  const cpus = navigator.hardwareConcurrency;
   const { exitCode } = await runPipeline({
     config,
     out: values.out ?? `runs/${config.name}`,
-    machine: `${Deno.build.os} ${Deno.build.arch}, ${cpus} CPU threads`,
+    machine: machineDescription(),
     stepsScale,
   });
   return exitCode;

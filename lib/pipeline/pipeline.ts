@@ -303,7 +303,8 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
     const results: PipelineResults = {
       pipeline: p.name,
       created: new Date().toISOString(),
-      machine: options.machine ?? `${ctx.adapter.name} (${ctx.adapter.backend})`,
+      machine: `${options.machine ?? "this machine"}; WebGPU adapter ${ctx.adapter.name} ` +
+        `(${ctx.adapter.backend})`,
       tables: [
         nextTokenTable(main),
         ...(p.ablations.length > 0

@@ -90,6 +90,15 @@ export const CONFIG_SCHEMA = {
       doc: "held-out next-token evaluation set (null: no next-token eval)",
       spec: "What the paper reports",
     }),
+    think_blocks: number({
+      default: 0,
+      min: 0,
+      max: 1,
+      maxOpen: true,
+      doc:
+        "method ntp: chance of an empty <think></think> before a token (teaches a model made here the compact format)",
+      spec: OURS,
+    }),
     math_train: path({
       default: null,
       doc: "math problems for GRPO post-training (required by grpo-math)",
@@ -556,6 +565,9 @@ export function checkConfig(c: RmtConfig): void {
     }
   }
   if (c.model.path === null) fail("model.path", `required (the model folder ${c.method} trains)`);
+  if (c.data.think_blocks > 0 && c.method !== "ntp") {
+    fail("data.think_blocks", `only method ntp inserts think blocks (this run is ${c.method})`);
+  }
   if (c.method === "grpo-math") {
     if (c.data.math_train === null) fail("data.math_train", "required by method grpo-math");
     if (c.prompt.format === "compact" && !c.math.prompt.includes("{question}")) {

@@ -12,11 +12,13 @@
 // result does not depend on how the batch is split (up to float summation order).
 //
 // The windows of step t are a pure function of (seed, t) (ntpBatch), so a resumed run reads
-// exactly the batches the uninterrupted run would have.
+// exactly the batches the uninterrupted run would have. With data.think_blocks > 0 the stream
+// first gets empty <think></think> blocks at seeded positions (lib/data/think_blocks.ts).
 
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { ntpBatch } from "../data/batches.ts";
+import { insertThinkBlocks } from "../data/think_blocks.ts";
 import { add } from "../ops/elementwise.ts";
 import type { GpuModel } from "../model/gpu_weights.ts";
 import { uploadBatch } from "../model/model_batch.ts";
@@ -117,7 +119,22 @@ export async function createNtpStep(setup: StepSetup): Promise<NtpStep> {
   const { config } = setup;
   const stream = await loadTrainingTokens(setup);
   const seqLen = config.model.max_context;
-  return new NtpStep(stream.tokens, {
+  let tokens: Uint32Array = stream.tokens;
+  if (config.data.think_blocks > 0) {
+    const think = setup.folder.tokenizer.thinkTokens();
+    tokens = insertThinkBlocks(stream.tokens, {
+      rate: config.data.think_blocks,
+      seed: config.seed,
+      thinkStart: think.thinkStart,
+      thinkEnd: think.thinkEnd,
+      endOfText: think.endOfText,
+    });
+    const blocks = (tokens.length - stream.tokens.length) / 2;
+    setup.log(
+      `data: ${blocks} empty think blocks inserted (data.think_blocks ${config.data.think_blocks})`,
+    );
+  }
+  return new NtpStep(tokens, {
     batchSize: config.training.batch_size,
     microBatches: config.training.grad_accumulation,
     seqLen,
