@@ -1,0 +1,135 @@
+// The benchmark functions of bench/ on the tiny preset at toy shapes: each runs and returns
+// its JSON shape with positive, finite numbers (no timing thresholds: the machine may be busy).
+// The PyTorch reference (bench/torch_reference.py --smallest) runs when python3 can import
+// torch and transformers (ignored with a loud name otherwise, failed when RMT_REQUIRE_HF=1).
+
+import { benchEntropyModel } from "../../bench/entropy.ts";
+import { benchGenerationModel, promptIds } from "../../bench/generation.ts";
+import { markdownTable } from "../../bench/compare.ts";
+import { createBenchModels } from "../../bench/models.ts";
+import { benchTrainStepModel } from "../../bench/train_step.ts";
+import { assert, assertEquals, testGpu, withTempDir } from "../helpers.ts";
+
+const PYTHON = Deno.env.get("PYTHON") ?? "python3";
+
+/** Every listed field is a finite number > 0 (or ≥ 0 where `zeroOk`). */
+function assertPositive(what: string, object: object, fields: string[], zeroOk: string[] = []) {
+  const record = object as Record<string, unknown>;
+  for (const field of [...fields, ...zeroOk]) {
+    const value = record[field];
+    const ok = typeof value === "number" && Number.isFinite(value) &&
+      (zeroOk.includes(field) ? value >= 0 : value > 0);
+    assert(ok, `${what}.${field} should be a positive finite number, got ${value}`);
+  }
+}
+
+Deno.test("bench: training step, generation and entropy on the tiny preset", () =>
+  withTempDir(async (dir) => {
+    const ctx = await testGpu();
+    const { tiny } = await createBenchModels(dir, ["tiny"]);
+
+    const train = await benchTrainStepModel(ctx, tiny.dir, "tiny", {
+      batchSize: 2,
+      seqLen: 16,
+      steps: 1,
+    });
+    assertEquals([train.tokensPerStep, train.steps], [32, 1], "training step shape");
+    assertEquals(train.readbacksPerStep, 1, "training step readbacks");
+    assertPositive("train", train, [
+      "parameters",
+      "ms",
+      "tokensPerSecond",
+      "cpuMs",
+      "dispatchesPerStep",
+      "submitsPerStep",
+      "lossFirst",
+    ]);
+
+    const generation = await benchGenerationModel(ctx, tiny.dir, "tiny", {
+      batch: 2,
+      promptLen: 4,
+      newTokens: 3,
+      runs: 1,
+    });
+    assertEquals(generation.readbacks, 1, "generation readbacks (one chunk, no stop ids)");
+    assertEquals(generation.firstRow.length, 3, "generated tokens of row 0");
+    assertPositive(
+      "generation",
+      generation,
+      ["ms", "tokensPerSecond", "prefillMs", "submits", "dispatches"],
+      ["decodeStepMs", "cpuMs"],
+    );
+
+    const entropy = await benchEntropyModel(ctx, tiny.dir, "tiny", {
+      sequences: 2,
+      seqLen: 16,
+      runs: 1,
+    });
+    assertEquals([entropy.forwards, entropy.readbacks], [1, 1], "entropy forwards, readbacks");
+    assertPositive("entropy", entropy, ["ms", "tokensPerSecond", "dispatches", "meanEntropy"], [
+      "cpuMs",
+    ]);
+    assert(entropy.meanEntropy <= Math.log(entropy.k) + 1e-3, "top-k entropy ≤ ln k");
+  }));
+
+Deno.test("bench: promptIds and the comparison table", () => {
+  assertEquals(promptIds(2, 3, 100), [[5, 22, 39], [36, 53, 70]], "prompt formula");
+  const table = markdownTable([
+    { what: "x", rmt: 1.5, torch: 3, ratio: 0.5, target: "≥ 1×", met: false },
+    { what: "y", rmt: "1 / 65", torch: null, ratio: null, target: "", met: null },
+  ]);
+  assertEquals(table.split("\n").length, 4, "header, rule and two rows");
+  assert(table.includes("| x | 1.50 | 3.00 | 0.50× | ≥ 1× | **no** |"), table);
+  assert(table.includes("| y | 1 / 65 | — |  |  |  |"), table);
+});
+
+async function hfAvailable(): Promise<boolean> {
+  try {
+    const probe = "import importlib.util as u, sys\n" +
+      "sys.exit(0 if all(u.find_spec(m) for m in ('torch', 'transformers')) else 1)";
+    const r = await new Deno.Command(PYTHON, {
+      args: ["-c", probe],
+      stdout: "null",
+      stderr: "null",
+    })
+      .output();
+    return r.success;
+  } catch {
+    return false;
+  }
+}
+
+const HF_AVAILABLE = await hfAvailable();
+const HF_REQUIRED = Deno.env.get("RMT_REQUIRE_HF") === "1";
+
+Deno.test({
+  name: HF_AVAILABLE || HF_REQUIRED
+    ? "bench: torch_reference.py --smallest prints its JSON"
+    : `bench: torch_reference.py — IGNORED: ${PYTHON} cannot import torch, transformers`,
+  ignore: !HF_AVAILABLE && !HF_REQUIRED,
+  fn: () =>
+    withTempDir(async (dir) => {
+      assert(HF_AVAILABLE, `RMT_REQUIRE_HF=1 but ${PYTHON} cannot import torch, transformers`);
+      const { tiny } = await createBenchModels(dir, ["tiny"]);
+      const script = new URL("../../bench/torch_reference.py", import.meta.url).pathname;
+      const out = await new Deno.Command(PYTHON, {
+        args: [script, `--model=tiny=${tiny.dir}`, "--smallest"],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert(out.success, `torch_reference.py failed:\n${stderr}`);
+      const report = JSON.parse(new TextDecoder().decode(out.stdout));
+      for (
+        const key of ["torch", "blas", "threads", "matmul", "train_step", "generation", "entropy"]
+      ) {
+        assert(key in report, `torch_reference.py JSON lacks "${key}"`);
+      }
+      assertPositive("torch matmul", report.matmul[0], ["numpyGflops", "torchGflops"]);
+      assertPositive("torch train_step", report.train_step[0], ["ms", "tokensPerSecond"]);
+      assertEquals(report.train_step[0].parameters, tiny.parameters, "the same model");
+      assertPositive("torch generation", report.generation[0], ["ms", "tokensPerSecond"]);
+      assertEquals(report.generation[0].firstRow.length, 3, "generated tokens of row 0");
+      assertPositive("torch entropy", report.entropy[0], ["ms", "tokensPerSecond"]);
+    }),
+});
