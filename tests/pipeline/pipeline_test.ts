@@ -97,6 +97,18 @@ Deno.test("pipeline: every stage, the three tables, and a SIGINT-stopped run con
     assert(markdown.includes("| Method | Easy | Medium | Hard | Avg |"), markdown);
     assert(markdown.includes("Post-training: math accuracy before → after GRPO"), markdown);
 
+    // rmt report on the pipeline folder: its tables and its runs' plots.
+    const report = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "main.ts", "report", `${dir}/straight`, "--out", `${dir}/report.html`],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(report.code, 0, decode(report.stderr));
+    const html = await Deno.readTextFile(`${dir}/report.html`);
+    for (const table of a.tables) assert(html.includes(table.title), `report: ${table.title}`);
+    assert(html.includes("post rmt-no-ntp") && html.includes("<svg"), "report: runs plotted");
+
     // Stopped by SIGINT once the RMT mid-training has written a metrics line, then run again.
     const out = `${dir}/stopped`;
     const child = rmtPipeline(file, out).spawn();
