@@ -3,7 +3,8 @@
 //
 //   1. kernel self-check         every kernel family against its TypeScript reference
 //   2. rmt init                  a tiny qwen2 model (0.16M parameters) and its BPE tokenizer
-//   3. pre-training              NTP on data/math/train.jsonl (configs/demo/pretrain.yaml)
+//   3. pre-training              NTP on data/math/train.jsonl with empty think blocks
+//                                (configs/demo/pretrain.yaml)
 //   4. mid-training              from the pre-trained model: RMT (configs/demo/rmt.yaml) and the
 //                                NTP baseline with the same data and steps (configs/demo/ntp.yaml)
 //   5. evaluation                base / NTP / RMT on the same held-out positions of
@@ -355,13 +356,13 @@ export async function demo(args: string[]): Promise<number> {
       changeLine("RMT", base, rmt),
       changeLine("NTP", base, ntp),
       "",
-      "What this shows: a 0.16M-parameter model trained for minutes on a CPU. The run exercises",
+      "What this shows: a 0.16M-parameter model trained for minutes on a CPU. Pre-training puts",
+      "an empty <think></think> before 10% of the tokens, so the base model answers in the",
+      "compact format (without it, it never predicts the next token after </think>). The run exercises",
       "every part of RMT (entropy tiers, curriculum, shrinking budget, GRPO rollouts, dual loss)",
-      "and its evaluation; the rollout metrics show what the RL part learned (typically: to",
-      "close </think> within the budget, i.e. the format and the length). It is not the paper's",
-      "result: a model this small predicts little better with reasoning, and a short RL run can",
-      "cost plain accuracy and perplexity. Compare methods with configs/{ntp,rpt,rmt}.yaml on",
-      "the small preset (rmt init --preset small) and rmt eval --proxy BASE.",
+      "and its evaluation. It is not the paper's result: a model this small finds no use for",
+      "reasoning, and a short RL run can cost accuracy and perplexity. The paper's whole",
+      "experiment at this scale: rmt pipeline configs/paper-tiny/pipeline.yaml.",
       "",
       `stage times: ${stages.map((s) => `${s.name} ${formatDuration(s.seconds)}`).join(", ")}`,
       `total time: ${formatDuration(seconds)}` +

@@ -5,6 +5,7 @@ import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import * as activation from "../ops/activation.ts";
 import * as attention from "../ops/attention.ts";
+import * as attentionDecode from "../ops/attention_decode.ts";
 import * as crossEntropy from "../ops/cross_entropy.ts";
 import * as elementwise from "../ops/elementwise.ts";
 import * as embedding from "../ops/embedding.ts";
@@ -16,6 +17,7 @@ import * as sampling from "../ops/sampling.ts";
 import * as softmax from "../ops/softmax.ts";
 import * as activationRef from "../ref/activation.ts";
 import * as attentionRef from "../ref/attention.ts";
+import * as attentionDecodeRef from "../ref/attention_decode.ts";
 import * as crossEntropyRef from "../ref/cross_entropy.ts";
 import * as elementwiseRef from "../ref/elementwise.ts";
 import * as embeddingRef from "../ref/embedding.ts";
@@ -263,6 +265,33 @@ export const KERNEL_CHECKS: KernelCheck[] = [
         worstError(dK, grads.dK, 1e-4, 1e-5),
         worstError(dV, grads.dV, 1e-4, 1e-5),
       );
+    },
+  },
+  {
+    name: "attention decode (GQA, KV cache read in place, padded)",
+    run: async (ctx, seed) => {
+      const rng = new Rng(seed);
+      // A cache of 23 rows of which 19 are attended; sequence 1 is left-padded by 5.
+      const dims = {
+        batch: 2,
+        maxLen: 23,
+        maskLen: 23,
+        length: 19,
+        queryHeads: 6,
+        kvHeads: 2,
+        headDim: 16,
+      };
+      const q = rng.normals(2 * 6 * 16);
+      const [k, v] = [0, 1].map(() => rng.normals(2 * 23 * 2 * 16));
+      const mask = Uint32Array.from({ length: 46 }, (_, i) => (i >= 23 && i < 28 ? 0 : 1));
+      const tq = ctx.f32(q, [2, 1, 6, 16]);
+      const tk = ctx.f32(k, [2, 23, 2, 16]);
+      const tv = ctx.f32(v, [2, 23, 2, 16]);
+      const tm = ctx.u32(mask, [2, 23]);
+      const out = attentionDecode.attentionDecode(ctx, tq, tk, tv, tm, { length: 19 });
+      const [got] = await readAndRelease(ctx, [out, tq, tk, tv, tm]);
+      const expected = attentionDecodeRef.attentionDecode(q, k, v, mask, dims);
+      return worstError(got, expected, 1e-5, 1e-6);
     },
   },
 ];

@@ -8,9 +8,16 @@
 //   k   = h·Wkᵀ (+ bk),  v = h·Wvᵀ (+ bv)                              [N, Hkv·D] ×2
 //   Qwen3: q, k ← RMSNorm over each head (q_norm, k_norm: [D])       (rows N·Hq, N·Hkv of D)
 //   q, k ← RoPE(q, k; positions)                                      [B, T, Hq|Hkv, D]
-//   with a cache: k, v written at the cache length; keys/values = the cache's filled prefix
+//   with a cache: k, v written at the cache length; keys/values = the cache's rows so far
 //   a   = causal GQA attention(q, keys, values; keyMask)             [B, T, Hq, D]
 //   out = x + a·Woᵀ (+ bo)                                           [N, d]
+//
+// Attention itself, three ways (lib/model/kv_cache.ts):
+//   no cache          attentionForward over the batch's own T keys (training, scoring)
+//   cache, T = 1      a decode step: attentionDecode reads the cache's rows in place (no copy)
+//   cache, T > 1      the prefill: the filled prefix copied out for attentionForward
+// The decode path keeps no log-sum-exp, so it is taken only without `save` (forward with a
+// cache is inference only; transformer.ts refuses train with a cache).
 
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
@@ -20,7 +27,12 @@ import { rmsNorm, rmsNormBackward } from "../ops/norm.ts";
 import { rope, ropeBackward } from "../ops/rope.ts";
 import type { ModelConfig } from "./config.ts";
 import type { ChunkedWeight } from "./gpu_weights.ts";
-import { appendToLayerCache, type LayerKvCache } from "./kv_cache.ts";
+import {
+  appendToLayerCache,
+  attendLayerCache,
+  type LayerKvCache,
+  writeToLayerCache,
+} from "./kv_cache.ts";
 import { accumulateInto, linear, linearBackward, linearBackwardAdd } from "./linear.ts";
 
 /** What every layer of one forward shares. */
@@ -94,6 +106,39 @@ function headNorm(
 }
 
 /**
+ * Causal attention of q: [B, T, Hq, D] over k, v: [B, T, Hkv, D] (the new keys and values),
+ * after those of the cache if there is one; keyMask: [B, Tk] → attention [B, T, Hq, D] and its
+ * log-sum-exp [B, Hq, T]. With a cache, k and v are written into it first. A decode step
+ * (T = 1) through the cache returns lse null unless `needLse` (only the backward needs it).
+ */
+function attend(
+  ctx: GpuContext,
+  q: Tensor<"f32">,
+  k: Tensor<"f32">,
+  v: Tensor<"f32">,
+  keyMask: Tensor<"u32">,
+  cache: LayerCacheSlot | undefined,
+  needLse: boolean,
+): { attention: Tensor<"f32">; lse: Tensor<"f32"> | null } {
+  if (!cache) {
+    const { out, lse } = attentionForward(ctx, q, k, v, keyMask);
+    return { attention: out, lse };
+  }
+  if (q.shape[1] === 1 && !needLse) {
+    // A decode step: read the cache in place.
+    writeToLayerCache(ctx, cache.cache, cache.start, k, v);
+    return { attention: attendLayerCache(ctx, cache.cache, cache.start, q, keyMask), lse: null };
+  }
+  // The prefill (or a step that keeps lse): the new keys and values join the cache; attention
+  // reads the whole prefix.
+  // [B, Tk, Hkv, D] each
+  const { keys, values } = appendToLayerCache(ctx, cache.cache, cache.start, k, v);
+  const { out, lse } = attentionForward(ctx, q, keys, values, keyMask);
+  releaseAll([keys, values]);
+  return { attention: out, lse };
+}
+
+/**
  * x: [N, d] → out = x + attention(x): [N, d] (a new tensor; x is not released). With `save`,
  * also the activations for attentionBlockBackward (which then owns x too); without, every
  * temporary is released here.
@@ -129,13 +174,8 @@ export function attentionBlockForward(
   // Without the norm these are the projections themselves: only the norm's backward needs them.
   releaseAll([qNormed, kNormed]);
 
-  // Decoding: the new keys and values join the cache; attention reads the whole prefix.
-  const kv = cache ? appendToLayerCache(ctx, cache.cache, cache.start, k, v) : null;
-  const keys = kv?.keys ?? k; // [B, Tk, Hkv, D]
-  const values = kv?.values ?? v; // [B, Tk, Hkv, D]
-  // [B, T, Hq, D], and its log-sum-exp [B, Hq, T]
-  const { out: attention, lse } = attentionForward(ctx, q, keys, values, inputs.keyMask);
-  if (kv) releaseAll([kv.keys, kv.values]);
+  // [B, T, Hq, D], and its log-sum-exp [B, Hq, T] (not on the decode path)
+  const { attention, lse } = attend(ctx, q, k, v, inputs.keyMask, cache, save);
 
   const attention2d = attention.reshape([batch * time, hq * headDim]); // [N, Hq·D]
   const o = linear(ctx, attention2d, weight("o_proj"), bias("o_proj")); // [N, d]
@@ -143,11 +183,11 @@ export function attentionBlockForward(
   o.release();
 
   if (!save) {
-    releaseAll([rstd, h, qNorm?.rstd, kNorm?.rstd, q, k, v, attention, lse]);
+    releaseAll([rstd, h, qNorm?.rstd, kNorm?.rstd, q, k, v, attention, lse ?? undefined]);
     if (config.qkNorm) releaseAll([qProjected, kProjected]);
     return { out, saved: null };
   }
-  const saved: AttentionSaved = { x, rstd, h, q, k, v, attention, lse };
+  const saved: AttentionSaved = { x, rstd, h, q, k, v, attention, lse: lse! };
   if (config.qkNorm) {
     Object.assign(saved, { qProjected, kProjected, qRstd: qNorm!.rstd, kRstd: kNorm!.rstd });
   }

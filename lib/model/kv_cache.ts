@@ -4,15 +4,19 @@
 //   k, v of each layer: [B, maxLen, Hkv, D]; positions [0, length) are filled.
 //
 // A forward with a cache writes its T new rows at [length, length + T), then attends over
-// [0, length + T): attention wants keys contiguous as [B, Tk, Hkv, D], so the filled prefix is
-// copied out for it (one copy of the cache per layer and step; attention reads it once per
-// query head group anyway). Queries are the last T of those positions, and attention's
-// offset rule (query i sits at position length + i) gives causality. The caller keeps the
-// [B, maxLen] key mask (1 = a real token at that slot): it must be 0 for left padding and
-// covers every cached position.
+// [0, length + T). Queries are the last T of those positions. The caller keeps the [B, maxLen]
+// key mask (1 = a real token at that slot): it must be 0 for left padding and covers every
+// cached position. Two ways to attend:
+// - One new token per sequence (T = 1, every decode step): attendLayerCache runs
+//   attentionDecode (lib/ops/attention_decode.ts) on the cache buffers in place: the query sits
+//   at position length, sees rows [0, length + 1), and nothing is copied.
+// - Several (T > 1, the prefill): appendToLayerCache copies the filled prefix out as a
+//   contiguous [B, length + T, Hkv, D] for attentionForward, whose offset rule (query i sits at
+//   position length + i) gives causality.
 
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
+import { attentionDecode } from "../ops/attention_decode.ts";
 import { readTimeSlice, writeTimeSlice } from "../ops/kv_cache.ts";
 import type { ModelConfig } from "./config.ts";
 
@@ -64,6 +68,34 @@ export function releaseKvCache(cache: KvCache): void {
   }
 }
 
+/** Writes one layer's new keys and values k, v: [B, T, Hkv, D] at [start, start + T). */
+export function writeToLayerCache(
+  ctx: GpuContext,
+  layer: LayerKvCache,
+  start: number,
+  k: Tensor<"f32">,
+  v: Tensor<"f32">,
+): void {
+  writeTimeSlice(ctx, k, layer.k, start);
+  writeTimeSlice(ctx, v, layer.v, start);
+}
+
+/**
+ * Decode attention of one new token per sequence over a layer's cache, read in place.
+ * q: [B, 1, Hq, D], keyMask: [B, L] u32 (L > start) → [B, 1, Hq, D] (a new tensor). `start` is
+ * the cache's length before this forward: the token's key and value are already written at row
+ * `start` (writeToLayerCache), and its query sees rows 0..start.
+ */
+export function attendLayerCache(
+  ctx: GpuContext,
+  layer: LayerKvCache,
+  start: number,
+  q: Tensor<"f32">,
+  keyMask: Tensor<"u32">,
+): Tensor<"f32"> {
+  return attentionDecode(ctx, q, layer.k, layer.v, keyMask, { length: start + 1 });
+}
+
 /**
  * Writes one layer's new keys and values k, v: [B, T, Hkv, D] at [start, start + T) and
  * returns the keys and values attention reads: [B, start + T, Hkv, D] each, new tensors (the
@@ -76,8 +108,7 @@ export function appendToLayerCache(
   k: Tensor<"f32">,
   v: Tensor<"f32">,
 ): { keys: Tensor<"f32">; values: Tensor<"f32"> } {
-  writeTimeSlice(ctx, k, layer.k, start);
-  writeTimeSlice(ctx, v, layer.v, start);
+  writeToLayerCache(ctx, layer, start, k, v);
   const length = start + k.shape[1];
   return {
     keys: readTimeSlice(ctx, layer.k, 0, length),

@@ -48,8 +48,9 @@ interface PipelineState {
   done: Record<string, string>;
   /** Seconds each stage took (summed over runs). */
   seconds: Record<string, number>;
-  /** The steps scale the pipeline runs with (a continued run must use the same). */
+  /** The steps scale and the evaluation sizes it runs with (a continued run must use the same). */
   steps_scale: number;
+  samples: { next_token: number; math: number | null };
 }
 
 export interface PipelineOptions {
@@ -94,7 +95,12 @@ async function writeJson(path: string, value: unknown): Promise<void> {
   await Deno.rename(`${path}.tmp`, path);
 }
 
-async function readState(out: string, name: string, scale: number): Promise<PipelineState> {
+async function readState(
+  out: string,
+  name: string,
+  scale: number,
+  samples: PipelineState["samples"],
+): Promise<PipelineState> {
   const path = `${out}/${STATE_FILE}`;
   if (!(await exists(path))) {
     if (await exists(out)) {
@@ -102,7 +108,7 @@ async function readState(out: string, name: string, scale: number): Promise<Pipe
         throw new UserError(`--out ${out}: exists and is not a pipeline folder (no ${STATE_FILE})`);
       }
     }
-    return { pipeline: name, done: {}, seconds: {}, steps_scale: scale };
+    return { pipeline: name, done: {}, seconds: {}, steps_scale: scale, samples };
   }
   const state = JSON.parse(await Deno.readTextFile(path)) as PipelineState;
   if (state.pipeline !== name) {
@@ -115,6 +121,12 @@ async function readState(out: string, name: string, scale: number): Promise<Pipe
       `--out ${out}: was started with --steps-scale ${state.steps_scale}, not ${scale}`,
     );
   }
+  if (JSON.stringify(state.samples) !== JSON.stringify(samples)) {
+    throw new UserError(
+      `--out ${out}: was started evaluating ${JSON.stringify(state.samples)} samples, not ` +
+        `${JSON.stringify(samples)} (use the same --samples)`,
+    );
+  }
   return state;
 }
 
@@ -125,7 +137,10 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
   const log = options.log ?? ((line: string) => console.log(line));
   const indent = (line: string) => log(`  ${line}`);
   const scale = options.stepsScale ?? 1;
-  const state = await readState(out, p.name, scale);
+  const state = await readState(out, p.name, scale, {
+    next_token: p.eval.samples,
+    math: p.mathEval?.samples ?? null,
+  });
   await Deno.mkdir(out, { recursive: true });
   await writeJson(`${out}/${STATE_FILE}`, state);
   const save = () => writeJson(`${out}/${STATE_FILE}`, state);

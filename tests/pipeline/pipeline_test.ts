@@ -151,7 +151,13 @@ Deno.test("pipeline: a folder that is not a pipeline's, or holds another pipelin
     await Deno.mkdir(`${dir}/taken`);
     await Deno.writeTextFile(
       `${dir}/taken/pipeline.json`,
-      JSON.stringify({ pipeline: "else", done: {}, seconds: {}, steps_scale: 1 }),
+      JSON.stringify({
+        pipeline: "else",
+        done: {},
+        seconds: {},
+        steps_scale: 1,
+        samples: { next_token: 12, math: 6 },
+      }),
     );
     const t = await rmtPipeline(file, `${dir}/taken`).output();
     const other = new TextDecoder().decode(t.stderr);

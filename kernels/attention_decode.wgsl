@@ -1,0 +1,200 @@
+// Decode attention: one new query per sequence against a KV cache read in place.
+//
+// Shapes (row-major):
+//   q, out: [B, 1, Hq, D]
+//   k_cache, v_cache: [B, max_len, Hkv, D]   (the cache buffers; rows [0, length) are read)
+//   key_mask: [B, mask_len] u32, mask_len >= length (1 = real token, 0 = padding)
+// D is a multiple of 4: every tensor is bound as vec4 chunks (head dims 4c..4c+3).
+// Query head h reads kv head h / (Hq / Hkv). The query sits at position length − 1, so it sees
+// every key j < length with key_mask[b, j] = 1: the same result as kernels/attention.wgsl
+// with Tq = 1 and Tk = length, without copying the cache's filled prefix out first.
+//
+// Math (s = scores over the visible keys j):
+//   s_j = scale · q·k_j    out = Σ_j exp(s_j − lse) v_j,   lse = log Σ_j exp(s_j)
+// A query that sees no key outputs zeros (never NaN). Rows at or past length are never read,
+// and masked rows never reach a sum: they may hold anything, even NaN.
+//
+// Layout, a workgroup per (head slice, kv head, sequence):
+// - The workgroup handles HEADS query heads of one kv head's group (the whole group unless it
+//   is bigger than MAX_HEADS), so each cached key and value row is loaded once for all of them.
+// - The keys are split across the THREADS threads in contiguous ranges of whole 4-key blocks.
+//   Each thread keeps an online-softmax partial per head over its keys: running max m, running
+//   sum l = Σ exp(s_j − m), accumulator acc = Σ exp(s_j − m) v_j. A 4-key block is one step:
+//   the 4 keys' chunk c is a mat4x4 (one key per column), so q_c * K_c gives 4 partial scores
+//   and V_c * p adds Σ_u p_u v_u to the accumulator; one rescale per block, not per key.
+// - Merge, in a fixed order: the partials go to workgroup memory (the accumulators live there
+//   all along); output chunk (g, c) is then computed by one thread as
+//     M = max_t m_t,  L = Σ_t l_t exp(m_t − M),  out = Σ_t acc_t exp(m_t − M) / L
+//   summing t = 0, 1, …, THREADS − 1 in order. No atomics: reruns are bit-identical.
+// Chosen by measurement on lavapipe (which runs a workgroup's invocations as SIMD lanes and
+// for which memory accesses cost far more than arithmetic): 8 threads (4 were as fast, 16 and
+// more slower), contiguous key ranges, 4-key blocks, accumulators in workgroup memory, and the
+// whole head group in one workgroup (lib/ops/attention_decode.ts has the numbers). On a GPU the
+// same kernel runs with more threads per workgroup.
+
+/** Head width D (a multiple of 4). */
+override HEAD_DIM: u32 = 64u;
+/** Query heads per workgroup: a divisor of Hq / Hkv, at most MAX_HEADS. */
+override HEADS: u32 = 1u;
+/** Threads per workgroup: each owns a contiguous range of keys. */
+override THREADS: u32 = 8u;
+
+// Derived sizes. (naga needs an override declared before the overrides that use it.)
+/** vec4 chunks per head row. */
+override CHUNKS: u32 = HEAD_DIM / 4u;
+/** One (m, l) pair per thread and head. */
+override PARTIALS: u32 = THREADS * HEADS;
+/** One accumulator row of CHUNKS vec4 per thread and head. */
+override PARTIAL_CHUNKS: u32 = THREADS * HEADS * CHUNKS;
+
+/** Size of the private per-head arrays (a constant: private arrays cannot use overrides). */
+const MAX_HEADS: u32 = 8u;
+
+// Score of a masked (or out-of-range) key. A finite stand-in for −∞ (WGSL does not promise
+// infinities): real scores are far above it, and exp(MASKED − m) underflows to 0 for any real m.
+const MASKED: f32 = -3.0e38;
+
+struct Params {
+  batch: u32,
+  /** Rows of the cache (its dim 1): the row stride of k_cache and v_cache. */
+  max_len: u32,
+  /** Columns of key_mask: its row stride. */
+  mask_len: u32,
+  /** Keys attended: 0..length − 1 (at least 1). */
+  length: u32,
+  q_heads: u32,
+  kv_heads: u32,
+  scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> k_cache: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> v_cache: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> key_mask: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
+
+/** Each thread's accumulators [THREADS][HEADS][CHUNKS], and its m and l [THREADS][HEADS]. */
+var<workgroup> part_acc: array<vec4<f32>, PARTIAL_CHUNKS>;
+var<workgroup> part_m: array<f32, PARTIALS>;
+var<workgroup> part_l: array<f32, PARTIALS>;
+
+/** Chunk c of head h of sequence b in q or out ([B, 1, Hq, D]). */
+fn q_index(b: u32, h: u32, c: u32) -> u32 {
+  return (b * params.q_heads + h) * CHUNKS + c;
+}
+
+/** Chunk 0 of cached row (b, j, kvh) ([B, max_len, Hkv, D]). */
+fn kv_index(b: u32, j: u32, kvh: u32) -> u32 {
+  return ((b * params.max_len + j) * params.kv_heads + kvh) * CHUNKS;
+}
+
+/** Index of thread t's accumulator chunk c for head g in part_acc. */
+fn acc_index(t: u32, g: u32, c: u32) -> u32 {
+  return (t * HEADS + g) * CHUNKS + c;
+}
+
+@compute @workgroup_size(THREADS)
+fn attention_decode(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_index) tid: u32,
+) {
+  let b = wg.z;
+  let kvh = wg.y;
+  let h0 = kvh * (params.q_heads / params.kv_heads) + wg.x * HEADS; // first query head
+  // This thread's keys: blocks [first_block, end_block) of 4 keys (the last may be partial).
+  let blocks = (params.length + 3u) / 4u;
+  let blocks_per_thread = (blocks + THREADS - 1u) / THREADS;
+  let first_block = min(tid * blocks_per_thread, blocks);
+  let end_block = min(first_block + blocks_per_thread, blocks);
+
+  var m: array<f32, MAX_HEADS>; // running max of each head's scores
+  var l: array<f32, MAX_HEADS>; // running Σ exp(s_j − m)
+  for (var g = 0u; g < HEADS; g++) {
+    m[g] = MASKED;
+    l[g] = 0.0;
+    for (var c = 0u; c < CHUNKS; c++) {
+      part_acc[acc_index(tid, g, c)] = vec4(0.0);
+    }
+  }
+
+  for (var block = first_block; block < end_block; block++) {
+    // Keys j0..j0+3; past the end they are copies of the last key (loads stay in range) and
+    // count as masked. Masked keys are never accumulated, so whatever they hold is ignored.
+    let j0 = 4u * block;
+    var rows: vec4<u32>;
+    var ok: vec4<bool>;
+    for (var u = 0u; u < 4u; u++) {
+      let j = min(j0 + u, params.length - 1u);
+      rows[u] = kv_index(b, j, kvh);
+      ok[u] = j0 + u < params.length && key_mask[b * params.mask_len + j] != 0u;
+    }
+    // s[g][u]: head g's score of key j0 + u.
+    // (Zeroed explicitly: naga zero-initialises a `var` once, not on every loop iteration.)
+    var s: array<vec4<f32>, MAX_HEADS>;
+    for (var g = 0u; g < HEADS; g++) {
+      s[g] = vec4(0.0);
+    }
+    for (var c = 0u; c < CHUNKS; c++) {
+      let keys = mat4x4(
+        k_cache[rows.x + c],
+        k_cache[rows.y + c],
+        k_cache[rows.z + c],
+        k_cache[rows.w + c],
+      );
+      for (var g = 0u; g < HEADS; g++) {
+        s[g] += q[q_index(b, h0 + g, c)] * keys; // the 4 keys' dot products with chunk c
+      }
+    }
+    // Online softmax: one rescale of the partial per block. While a head has seen no key,
+    // m_new = MASKED: its rescale is 1 and its p are 0.
+    var rescale: array<f32, MAX_HEADS>;
+    var p: array<vec4<f32>, MAX_HEADS>;
+    for (var g = 0u; g < HEADS; g++) {
+      let scores = select(vec4(MASKED), s[g] * params.scale, ok);
+      let m_new = max(m[g], max(max(scores.x, scores.y), max(scores.z, scores.w)));
+      rescale[g] = exp(m[g] - m_new);
+      p[g] = select(vec4(0.0), exp(scores - m_new), ok);
+      l[g] = l[g] * rescale[g] + ((p[g].x + p[g].y) + (p[g].z + p[g].w));
+      m[g] = m_new;
+    }
+    for (var c = 0u; c < CHUNKS; c++) {
+      // A masked key has p = 0, but its row may hold anything (even NaN): zeroed, not read.
+      let zero = vec4(0.0);
+      let values = mat4x4(
+        select(zero, v_cache[rows.x + c], ok.x),
+        select(zero, v_cache[rows.y + c], ok.y),
+        select(zero, v_cache[rows.z + c], ok.z),
+        select(zero, v_cache[rows.w + c], ok.w),
+      );
+      for (var g = 0u; g < HEADS; g++) {
+        let i = acc_index(tid, g, c);
+        part_acc[i] = part_acc[i] * rescale[g] + values * p[g]; // values * p = Σ_u p_u v_u
+      }
+    }
+  }
+  for (var g = 0u; g < HEADS; g++) {
+    part_m[tid * HEADS + g] = m[g];
+    part_l[tid * HEADS + g] = l[g];
+  }
+  workgroupBarrier();
+
+  // Merge the THREADS partials of each head in thread order; a thread per output chunk.
+  for (var e = tid; e < HEADS * CHUNKS; e += THREADS) {
+    let g = e / CHUNKS;
+    let c = e % CHUNKS;
+    var m_all = MASKED;
+    for (var t = 0u; t < THREADS; t++) {
+      m_all = max(m_all, part_m[t * HEADS + g]);
+    }
+    var l_all = 0.0;
+    var acc = vec4(0.0);
+    for (var t = 0u; t < THREADS; t++) {
+      let w = exp(part_m[t * HEADS + g] - m_all); // 0 for a partial that saw no key
+      l_all += part_l[t * HEADS + g] * w;
+      acc += part_acc[acc_index(t, g, c)] * w;
+    }
+    // A query that saw no key has l_all = 0: zeros.
+    out[q_index(b, h0 + g, c)] = select(vec4(0.0), acc / l_all, l_all > 0.0);
+  }
+}
