@@ -1,9 +1,9 @@
-// Cross-entropy over (long) rows of logits, fused in one pass per row
-// (kernels/cross_entropy.wgsl):
+// Cross-entropy over (long) rows of logits, one pass per row (kernels/cross_entropy.wgsl):
 //   - logprob[r] = log softmax(logits[r] / T)[target[r]]  (what NTP and GRPO need),
 //   - lse[r]     = logsumexp(logits[r] / T)               (kept for the backward),
 //   - entropy[r] = the top-k entropy of the RMT spec ("Token entropy"): q = softmax of
-//                  the k largest logits / T, renormalised among them; H = −Σ q log q nats.
+//                  the k largest logits / T, renormalised among them; H = −Σ q log q nats
+//                  (a second kernel, lib/ops/topk_entropy.ts).
 // And the backward: d_logits = g · (onehot(target) − softmax(logits / T)) / T, with g the
 // gradient of the loss w.r.t. logprob (for L = −Σ w_r logprob_r, g_r = −w_r).
 //
@@ -14,13 +14,18 @@ import type { GpuContext } from "../gpu/context.ts";
 import { Params } from "../gpu/params.ts";
 import { shapeString, type Tensor } from "../gpu/tensor.ts";
 import source from "../../kernels/cross_entropy.wgsl" with { type: "text" };
+import { DEFAULT_TOP_K, MAX_TOP_K, topKEntropy } from "./topk_entropy.ts";
+
+export { DEFAULT_TOP_K, MAX_TOP_K };
 
 /** Threads per workgroup of the backward (one thread per logit). */
 const WORKGROUP_SIZE = 256;
-/** The largest top-k the kernel keeps per thread (its lists have this many slots). */
-export const MAX_TOP_K = 32;
-/** The spec's k for the token entropy. */
-export const DEFAULT_TOP_K = 16;
+/**
+ * Threads per row of the forward. Its reduction tree depends on it: every caller gets the
+ * same count, so logprob and lse are bit-identical wherever they are computed (gatherLogprobs
+ * at rollout time and the training forward agree exactly).
+ */
+const FORWARD_WORKGROUP_SIZE = 64;
 
 const kernel = (entry: string, workgroupSize = WORKGROUP_SIZE) => ({
   name: "cross_entropy",
@@ -29,23 +34,10 @@ const kernel = (entry: string, workgroupSize = WORKGROUP_SIZE) => ({
   constants: { WORKGROUP_SIZE: workgroupSize },
 });
 
-/**
- * Threads per row of the forward kernels. The entropy kernel keeps one MAX_TOP_K list per
- * thread in workgroup memory (8 bytes a slot, plus 12 bytes of other per-thread storage),
- * merged in log2(threads) steps: 64 threads need 17 KiB; fall back to 32 below that. Both
- * forward kernels use the same count, so that their logprob and lse are bit-identical
- * (the reduction tree depends on it): gatherLogprobs at rollout time and the training
- * forward agree exactly.
- */
-function forwardWorkgroupSize(ctx: GpuContext): number {
-  const bytesPerThread = MAX_TOP_K * 8 + 12;
-  return ctx.limits.maxComputeWorkgroupStorageSize >= 64 * bytesPerThread ? 64 : 32;
-}
-
 export interface CrossEntropyOptions {
   /** Logits are divided by it (> 0); default 1. */
   temperature?: number;
-  /** Compute the top-k entropy (default true); without it the kernel does less work. */
+  /** Compute the top-k entropy (default true): a second kernel reads the logits again. */
   entropy?: boolean;
   /** k of the top-k entropy, 1..MAX_TOP_K (default 16); k > V uses all V logits. */
   k?: number;
@@ -98,7 +90,8 @@ function rowsOf(
 
 /**
  * logits: [..., V] f32, targets: [...] u32 (one per row) → { logprob, lse, entropy }: [...].
- * One workgroup per row and a single read of the row, whatever V (up to 151,936 and more).
+ * One workgroup per row and a single read of the row, whatever V (up to 151,936 and more);
+ * the entropy (topKEntropy) reads it once more.
  */
 export function crossEntropyForward(
   ctx: GpuContext,
@@ -112,16 +105,13 @@ export function crossEntropyForward(
     throw new Error(`${op}: k must be an integer in 1..${MAX_TOP_K} (got ${k})`);
   }
   const { rowShape, rows, vocab } = rowsOf(op, logits, targets, "targets");
+  // First: it may refuse the shape, and then nothing is allocated yet.
+  const entropyOut = entropy ? topKEntropy(ctx, logits, { temperature, k }) : null;
   const logprob = ctx.empty(rowShape, "f32");
   const lse = ctx.empty(rowShape, "f32");
-  const entropyOut = entropy ? ctx.empty(rowShape, "f32") : null;
-  const entry = entropy ? "cross_entropy_forward_entropy" : "cross_entropy_forward";
-  const forwardKernel = kernel(entry, forwardWorkgroupSize(ctx));
-  ctx.dispatch(forwardKernel, {
-    params: new Params().u32(rows).u32(vocab).f32(invT).u32(k),
-    tensors: entropyOut
-      ? [logits, targets, logprob, lse, entropyOut]
-      : [logits, targets, logprob, lse],
+  ctx.dispatch(kernel("cross_entropy_forward", FORWARD_WORKGROUP_SIZE), {
+    params: new Params().u32(rows).u32(vocab).f32(invT),
+    tensors: [logits, targets, logprob, lse],
     workgroups: ctx.groupsFor(rows, 1),
   });
   return { logprob, lse, entropy: entropyOut };
@@ -162,7 +152,7 @@ export function crossEntropyBackward(
       );
     }
   }
-  const params = new Params().u32(rows).u32(vocab).f32(invT).u32(0);
+  const params = new Params().u32(rows).u32(vocab).f32(invT);
   const workgroups = ctx.groupsFor(rows * vocab, WORKGROUP_SIZE);
   if (inPlace) {
     ctx.dispatch(kernel("cross_entropy_backward_in_place"), {
