@@ -30,10 +30,22 @@ const { values } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     out: { type: "string" },
-    python: { type: "string", default: "python3" },
+    python: { type: "string", default: Deno.env.get("RMT_PYTHON") ?? "python3" },
     "wait-idle": { type: "string", default: "0" },
+    help: { type: "boolean", default: false },
   },
 });
+if (values.help && import.meta.main) {
+  console.log(`deno task bench:compare [options]: rmt next to PyTorch CPU, one run, same shapes
+
+Options:
+  --quick          fewer repetitions, no 2048² matmul (default: off)
+  --out FILE       write the full JSON document to FILE (default: stdout, after the table)
+  --python PY      the Python with torch and transformers (default: $RMT_PYTHON or python3)
+  --wait-idle S    wait up to S seconds before each side for an idle second (default: 0)
+  --help           this help`);
+  Deno.exit(0);
+}
 const quick = values.quick;
 const steps = quick ? 2 : 5;
 const runs = quick ? 1 : 2;

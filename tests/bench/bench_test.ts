@@ -10,7 +10,7 @@ import { createBenchModels } from "../../bench/models.ts";
 import { benchTrainStepModel } from "../../bench/train_step.ts";
 import { assert, assertEquals, testGpu, withTempDir } from "../helpers.ts";
 
-const PYTHON = Deno.env.get("PYTHON") ?? "python3";
+const PYTHON = Deno.env.get("RMT_PYTHON") ?? "python3";
 
 /** Every listed field is a finite number > 0 (or ≥ 0 where `zeroOk`). */
 function assertPositive(what: string, object: object, fields: string[], zeroOk: string[] = []) {

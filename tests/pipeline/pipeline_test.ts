@@ -164,3 +164,45 @@ Deno.test("pipeline: a folder that is not a pipeline's, or holds another pipelin
     assert(other.includes("holds pipeline 'else'"), other);
   });
 });
+
+Deno.test("pipeline: the paper prompt format end to end (RPT's template, \\boxed{} answers, the math instruction)", async () => {
+  await withTempDir(async (dir) => {
+    await writeTinyPipeline(dir);
+    // The configs/paper layout at toy size: an existing model folder, paper format everywhere.
+    await Deno.writeTextFile(
+      `${dir}/paper.yaml`,
+      `name: paper-format
+base:
+  init: {arch: qwen2, preset: tiny, seed: 1}
+midtrain:
+  rmt: paper-rmt.yaml
+eval: {data: ${dir}/heldout.jsonl, format: paper, max_answer_tokens: 4, samples: 6,
+  max_reasoning_tokens: 4}
+posttrain: paper-post.yaml
+math_eval: {data: ${dir}/heldout.jsonl, samples: 4, max_new_tokens: 12}
+`,
+    );
+    await Deno.writeTextFile(
+      `${dir}/paper-rmt.yaml`,
+      "extends: rmt.yaml\nmodel: {max_context: 160}\nprompt: {format: paper}\n" +
+        "rl: {max_answer_tokens: 4}\ntraining: {steps: 2}\n",
+    );
+    await Deno.writeTextFile(
+      `${dir}/paper-post.yaml`,
+      "extends: posttrain.yaml\nprompt: {format: paper}\ntraining: {steps: 2}\n" +
+        "model: {max_context: 128}\n",
+    );
+    const out = `${dir}/out`;
+    const run = await rmtPipeline(`${dir}/paper.yaml`, out).output();
+    const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+    assertEquals(run.code, 0, decode(run.stderr) + decode(run.stdout));
+    const evals = JSON.parse(await Deno.readTextFile(`${out}/eval/next_token/rmt.json`));
+    assertEquals(evals.settings.format, "paper", "next-token evaluation in the paper format");
+    const math = JSON.parse(await Deno.readTextFile(`${out}/eval/math/rmt-after.json`));
+    assertEquals(math.per_sample.length, 4, "math evaluation ran");
+    const config = await Deno.readTextFile(`${out}/posttrain/rmt/config.yaml`);
+    assert(config.includes("format: paper"), "post-training in the paper format");
+    const results = await readResults(out);
+    assertEquals(results.tables.map((t) => t.id), ["next_token", "post_training"], "tables");
+  });
+});
