@@ -8,13 +8,13 @@
 //   ./rmtw run -A bench/entropy.ts [--quick]
 
 import process from "node:process";
-import { gpu, type GpuContext } from "../lib/gpu/context.ts";
+import type { GpuContext } from "../lib/gpu/context.ts";
 import { loadGpuWeights, releaseGpuModel } from "../lib/model/gpu_weights.ts";
 import { readModelFolder } from "../lib/model/model_folder.ts";
 import { scoreSequences } from "../lib/model/score.ts";
 import { DEFAULT_TOP_K } from "../lib/ops/cross_entropy.ts";
 import { Rng } from "../lib/ref/random.ts";
-import { benchTempDir, createBenchModels, median, round } from "./models.ts";
+import { median, overPresets, round, runAlone } from "./models.ts";
 
 /** The shape both rmt and the PyTorch reference score. */
 export const ENTROPY_SHAPE = { sequences: 16, seqLen: 128 };
@@ -103,26 +103,12 @@ export async function benchEntropyModel(
 }
 
 /** Every preset of `models` (preset → model folder). */
-export async function benchEntropy(
+export function benchEntropy(
   ctx: GpuContext,
   models: Readonly<Record<string, string>>,
   options: EntropyOptions = {},
 ): Promise<{ adapter: string; results: EntropyResult[] }> {
-  const results: EntropyResult[] = [];
-  for (const [preset, dir] of Object.entries(models)) {
-    results.push(await benchEntropyModel(ctx, dir, preset, options));
-  }
-  return { adapter: ctx.adapter.name, results };
+  return overPresets(ctx, models, options, benchEntropyModel);
 }
 
-if (import.meta.main) {
-  const quick = Deno.args.includes("--quick");
-  const temp = await benchTempDir();
-  try {
-    const made = await createBenchModels(temp, ["tiny", "small"]);
-    const models = Object.fromEntries(Object.values(made).map((m) => [m.preset, m.dir]));
-    console.log(JSON.stringify(await benchEntropy(await gpu(), models, { quick }), null, 2));
-  } finally {
-    await Deno.remove(temp, { recursive: true });
-  }
-}
+if (import.meta.main) await runAlone(benchEntropy);

@@ -11,11 +11,11 @@
 //   ./rmtw run -A bench/generation.ts [--quick]
 
 import process from "node:process";
-import { gpu, type GpuContext } from "../lib/gpu/context.ts";
+import type { GpuContext } from "../lib/gpu/context.ts";
 import { generate } from "../lib/model/generate.ts";
 import { loadGpuWeights, releaseGpuModel } from "../lib/model/gpu_weights.ts";
 import { readModelFolder } from "../lib/model/model_folder.ts";
-import { benchTempDir, createBenchModels, median, round } from "./models.ts";
+import { median, overPresets, round, runAlone } from "./models.ts";
 
 /** The shapes both rmt and the PyTorch reference time. */
 export const GENERATION_SHAPE = { batch: 64, promptLen: 16, newTokens: 64 };
@@ -115,26 +115,12 @@ export async function benchGenerationModel(
 }
 
 /** Every preset of `models` (preset → model folder). */
-export async function benchGeneration(
+export function benchGeneration(
   ctx: GpuContext,
   models: Readonly<Record<string, string>>,
   options: GenerationOptions = {},
 ): Promise<{ adapter: string; results: GenerationResult[] }> {
-  const results: GenerationResult[] = [];
-  for (const [preset, dir] of Object.entries(models)) {
-    results.push(await benchGenerationModel(ctx, dir, preset, options));
-  }
-  return { adapter: ctx.adapter.name, results };
+  return overPresets(ctx, models, options, benchGenerationModel);
 }
 
-if (import.meta.main) {
-  const quick = Deno.args.includes("--quick");
-  const temp = await benchTempDir();
-  try {
-    const made = await createBenchModels(temp, ["tiny", "small"]);
-    const models = Object.fromEntries(Object.values(made).map((m) => [m.preset, m.dir]));
-    console.log(JSON.stringify(await benchGeneration(await gpu(), models, { quick }), null, 2));
-  } finally {
-    await Deno.remove(temp, { recursive: true });
-  }
-}
+if (import.meta.main) await runAlone(benchGeneration);

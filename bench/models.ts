@@ -3,6 +3,7 @@
 // Face layout so that the PyTorch reference (bench/torch_reference.py) loads the very same
 // files. They go in a temporary folder, never in the repository.
 
+import { gpu, type GpuContext } from "../lib/gpu/context.ts";
 import { parameterCount } from "../lib/model/config.ts";
 import { initModel } from "../lib/model/init.ts";
 import { writeModelFolder } from "../lib/model/model_folder.ts";
@@ -55,4 +56,40 @@ export function median(xs: readonly number[]): number {
 export function round(x: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
+}
+
+/** Runs `one` on every preset of `models` (preset → model folder), in order. */
+export async function overPresets<Options, Result>(
+  ctx: GpuContext,
+  models: Readonly<Record<string, string>>,
+  options: Options,
+  one: (ctx: GpuContext, dir: string, preset: string, options: Options) => Promise<Result>,
+): Promise<{ adapter: string; results: Result[] }> {
+  const results: Result[] = [];
+  for (const [preset, dir] of Object.entries(models)) {
+    results.push(await one(ctx, dir, preset, options));
+  }
+  return { adapter: ctx.adapter.name, results };
+}
+
+/**
+ * A benchmark file run on its own (`deno run -A bench/x.ts [--quick]`): writes the tiny and small
+ * model folders to a temporary folder, prints `bench(...)` as JSON, removes the folder.
+ */
+export async function runAlone(
+  bench: (
+    ctx: GpuContext,
+    models: Record<string, string>,
+    options: { quick: boolean },
+  ) => Promise<unknown>,
+): Promise<void> {
+  const quick = Deno.args.includes("--quick");
+  const temp = await benchTempDir();
+  try {
+    const made = await createBenchModels(temp, ["tiny", "small"]);
+    const models = Object.fromEntries(Object.values(made).map((m) => [m.preset, m.dir]));
+    console.log(JSON.stringify(await bench(await gpu(), models, { quick }), null, 2));
+  } finally {
+    await Deno.remove(temp, { recursive: true });
+  }
 }

@@ -10,7 +10,7 @@
 //   ./rmtw run -A bench/train_step.ts [--quick]
 
 import process from "node:process";
-import { gpu, type GpuContext } from "../lib/gpu/context.ts";
+import type { GpuContext } from "../lib/gpu/context.ts";
 import { parameterCount } from "../lib/model/config.ts";
 import { loadGpuWeights, releaseGpuModel } from "../lib/model/gpu_weights.ts";
 import { readModelFolder } from "../lib/model/model_folder.ts";
@@ -18,7 +18,7 @@ import { releaseGrads, zeroGrads } from "../lib/model/transformer.ts";
 import { Rng } from "../lib/ref/random.ts";
 import { NtpStep } from "../lib/train/ntp_step.ts";
 import { AdamW } from "../lib/train/optimizer.ts";
-import { benchTempDir, createBenchModels, median, round } from "./models.ts";
+import { median, overPresets, round, runAlone } from "./models.ts";
 
 /** The shapes both rmt and the PyTorch reference time (bench/torch_reference.py). */
 export const TRAIN_SHAPE = { batchSize: 8, seqLen: 128 };
@@ -126,26 +126,12 @@ export async function benchTrainStepModel(
 }
 
 /** Every preset of `models` (preset → model folder). */
-export async function benchTrainStep(
+export function benchTrainStep(
   ctx: GpuContext,
   models: Readonly<Record<string, string>>,
   options: TrainStepOptions = {},
 ): Promise<{ adapter: string; results: TrainStepResult[] }> {
-  const results: TrainStepResult[] = [];
-  for (const [preset, dir] of Object.entries(models)) {
-    results.push(await benchTrainStepModel(ctx, dir, preset, options));
-  }
-  return { adapter: ctx.adapter.name, results };
+  return overPresets(ctx, models, options, benchTrainStepModel);
 }
 
-if (import.meta.main) {
-  const quick = Deno.args.includes("--quick");
-  const temp = await benchTempDir();
-  try {
-    const made = await createBenchModels(temp, ["tiny", "small"]);
-    const models = Object.fromEntries(Object.values(made).map((m) => [m.preset, m.dir]));
-    console.log(JSON.stringify(await benchTrainStep(await gpu(), models, { quick }), null, 2));
-  } finally {
-    await Deno.remove(temp, { recursive: true });
-  }
-}
+if (import.meta.main) await runAlone(benchTrainStep);

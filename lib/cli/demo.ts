@@ -41,6 +41,7 @@ import { resolveConfigText, type RmtConfig } from "../train/config.ts";
 import { readMetrics } from "../train/metrics.ts";
 import { formatDuration } from "../train/progress.ts";
 import { train } from "../train/trainer.ts";
+import { pathExists } from "../train/run_dir.ts";
 import { integerOption, numberOption } from "./generate.ts";
 import { formatInfo } from "./info.ts";
 import { formatChecks, runKernelChecks } from "./selfcheck.ts";
@@ -105,19 +106,9 @@ function scaledSteps(config: RmtConfig, scale: number): string[] {
   return [`training.steps=${steps}`, `training.warmup_steps=${warmup}`];
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 /** Creates the run folder; an existing one only with --force, and only if it is the demo's. */
 async function prepareRunFolder(out: string, force: boolean): Promise<void> {
-  if (await exists(out)) {
+  if (await pathExists(out)) {
     if (!force) {
       throw new UserError(`--out ${out} already exists (pass --force to replace it)`);
     }
@@ -139,7 +130,7 @@ async function prepareRunFolder(out: string, force: boolean): Promise<void> {
 
 /** A shipped data file: where the config names it, or the embedded copy written into data/. */
 async function dataFile(path: string, out: string): Promise<string> {
-  if (await exists(path)) return path;
+  if (await pathExists(path)) return path;
   if (!(path in SHIPPED_DATA)) throw new UserError(`${path}: no such data file`);
   const copy = `${out}/data/${path.slice(path.lastIndexOf("/") + 1)}`;
   await Deno.writeTextFile(copy, SHIPPED_DATA[path]);

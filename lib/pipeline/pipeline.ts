@@ -30,6 +30,7 @@ import type { PresetArchitecture, PresetSize } from "../model/presets.ts";
 import { resolveConfig, type RmtConfig } from "../train/config.ts";
 import { formatDuration } from "../train/progress.ts";
 import { train } from "../train/trainer.ts";
+import { pathExists } from "../train/run_dir.ts";
 import type { PipelineConfig } from "./pipeline_config.ts";
 import {
   ablationTable,
@@ -79,16 +80,6 @@ class Stopped extends Error {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw new UserError(`${path}: cannot access: ${(e as Error).message}`);
-  }
-}
-
 /** Writes JSON atomically (temp name, then rename). */
 async function writeJson(path: string, value: unknown): Promise<void> {
   await Deno.writeTextFile(`${path}.tmp`, JSON.stringify(value, null, 1) + "\n");
@@ -102,8 +93,8 @@ async function readState(
   samples: PipelineState["samples"],
 ): Promise<PipelineState> {
   const path = `${out}/${STATE_FILE}`;
-  if (!(await exists(path))) {
-    if (await exists(out)) {
+  if (!(await pathExists(path))) {
+    if (await pathExists(out)) {
       for await (const _ of Deno.readDir(out)) {
         throw new UserError(`--out ${out}: exists and is not a pipeline folder (no ${STATE_FILE})`);
       }
@@ -150,7 +141,7 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
   /** Runs a stage once: skipped when done (its output still there), timed, recorded. */
   const stage = async (name: string, title: string, run: () => Promise<string>) => {
     const done = state.done[name];
-    if (done !== undefined && await exists(done)) {
+    if (done !== undefined && await pathExists(done)) {
       log(`[done] ${name}: ${done}`);
       return done;
     }
@@ -177,7 +168,7 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
       );
     }
     const { config } = await resolveConfig(file, overrides);
-    const resume = await exists(`${runDir}/run.json`);
+    const resume = await pathExists(`${runDir}/run.json`);
     if (resume) indent(`continuing ${runDir} from its newest checkpoint`);
     await Deno.mkdir(runDir.slice(0, runDir.lastIndexOf("/")), { recursive: true });
     const result = await train({

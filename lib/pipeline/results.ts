@@ -38,6 +38,18 @@ const pct = (x: number | null | undefined): number | null =>
 const round = (x: number | null, digits: number): number | null =>
   x === null ? null : Math.round(x * 10 ** digits) / 10 ** digits;
 
+/** The paper's columns of one evaluation: easy, medium, hard, avg (%), reasoning tokens. */
+function paperColumns(r: EvalResult): Cell[] {
+  const w = r.withReasoning;
+  return [
+    pct(w.easy.accuracy),
+    pct(w.medium.accuracy),
+    pct(w.hard.accuracy),
+    pct(w.average),
+    round(w.reasoningTokens, 1),
+  ];
+}
+
 /** The next-token table over the given labelled evaluations. */
 export function nextTokenTable(rows: readonly [string, EvalResult][]): ResultTable {
   const first = rows[0]?.[1];
@@ -59,11 +71,7 @@ export function nextTokenTable(rows: readonly [string, EvalResult][]): ResultTab
     ],
     rows: rows.map(([label, r]) => [
       label,
-      pct(r.withReasoning.easy.accuracy),
-      pct(r.withReasoning.medium.accuracy),
-      pct(r.withReasoning.hard.accuracy),
-      pct(r.withReasoning.average),
-      round(r.withReasoning.reasoningTokens, 1),
+      ...paperColumns(r),
       pct(r.withReasoning.all.accuracy),
       pct(r.withReasoning.parseRate),
       pct(r.plain.average),
@@ -85,14 +93,7 @@ export function ablationTable(rows: readonly [string, EvalResult][]): ResultTabl
     id: "ablation",
     title: "Ablation: next-token accuracy with reasoning (%)",
     columns: ["Method", "Easy", "Medium", "Hard", "Avg", "Reasoning tokens"],
-    rows: rows.map(([label, r]) => [
-      label,
-      pct(r.withReasoning.easy.accuracy),
-      pct(r.withReasoning.medium.accuracy),
-      pct(r.withReasoning.hard.accuracy),
-      pct(r.withReasoning.average),
-      round(r.withReasoning.reasoningTokens, 1),
-    ]),
+    rows: rows.map(([label, r]) => [label, ...paperColumns(r)]),
   };
 }
 

@@ -64,7 +64,14 @@ import { createNtpStep } from "./ntp_step.ts";
 import { createRlStep, RL_STEP_METHODS, rolloutFormat } from "./rl_step.ts";
 import { AdamW } from "./optimizer.ts";
 import { Progress } from "./progress.ts";
-import { METRICS_FILE, openRunDir, RUN_CONFIG_FILE, RUN_FILE, sha256Hex } from "./run_dir.ts";
+import {
+  METRICS_FILE,
+  openRunDir,
+  pathExists,
+  RUN_CONFIG_FILE,
+  RUN_FILE,
+  sha256Hex,
+} from "./run_dir.ts";
 import { learningRate } from "./schedule.ts";
 import {
   type MetricValue,
@@ -163,17 +170,6 @@ async function removeNewRun(dir: string, createdDir: boolean): Promise<void> {
   if (createdDir) await Deno.remove(dir).catch(() => {}); // fails when not empty: kept
 }
 
-/** Whether a path exists (false for "not found", a UserError for anything else). */
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw new UserError(`${path}: cannot access: ${(e as Error).message}`);
-  }
-}
-
 function round(value: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
@@ -207,7 +203,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     rolloutFormat(config, method, base.tokenizer);
   }
   const ctx = options.ctx ?? await gpu();
-  const createdDir = !(await exists(options.runDir));
+  const createdDir = !(await pathExists(options.runDir));
   const run = await openRunDir(options.runDir, {
     config,
     yamlText,
