@@ -3,8 +3,10 @@
 //
 // normalizeAnswer gives a canonical string: numbers become integers ("007" → "7", "-0" → "0"),
 // decimals without trailing zeros ("0.50" → "0.5"), or fractions in lowest terms with the sign
-// on the numerator ("6/-8" → "-3/4", "4/2" → "2"). Anything that is not a number only has its
-// wrapping removed (\boxed{}, a trailing period, "x = ") and its whitespace collapsed.
+// on the numerator ("6/-8" → "-3/4", "4/2" → "2"), also when written in LaTeX (\frac{3}{4},
+// \dfrac34) or wrapped in units and signs that reasoning models add (90^\circ, 25\%, \$18,
+// 5\text{ cm}, **42**). Anything that is not a number only has its wrapping removed (\boxed{},
+// a trailing period, "x = ") and its whitespace collapsed.
 // answersMatch also treats equal exact values as a match across forms ("0.75" = "3/4").
 // All arithmetic is exact (BigInt), so long numbers never round.
 
@@ -95,10 +97,29 @@ function canonicalNumber(text: string): string | null {
  */
 export function normalizeAnswer(answer: string): string {
   let text = unbox(answer.trim()).trim();
+  text = text.replace(/^[*_\s]+|[*_\s]+$/g, ""); // markdown emphasis: **42**
   text = text.replace(/\.+$/, "").trim();
   text = text.replace(/^[a-zA-Z]\s*=\s*/, "");
   text = text.replace(/\s+/g, " ");
-  return canonicalNumber(text.replaceAll(" ", "")) ?? text;
+  const number = canonicalNumber(text.replaceAll(" ", ""));
+  if (number !== null) return number;
+  // LaTeX around a number: \frac{3}{4}, \dfrac34, 90^\circ, 25\%, \$18, 5\text{ cm}.
+  const bare = stripLatex(text);
+  return canonicalNumber(bare.replaceAll(" ", "")) ?? text;
+}
+
+/** A LaTeX answer with fractions written a/b and the wrapping of a number removed. */
+function stripLatex(text: string): string {
+  return text
+    .replace(/\\[dt]frac/g, "\\frac")
+    .replace(/\\frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}/g, "$1/$2")
+    .replace(/\\frac\s*(\d)\s*(\d)/g, "$1/$2")
+    .replace(/\\(?:text|mbox|mathrm)\s*\{[^{}]*\}/g, "") // units
+    .replace(/\^\s*\{?\s*\\circ\s*\}?|°/g, "")
+    .replace(/\\left|\\right|\\[!,;:]|~/g, "")
+    .replace(/\\?[%$]/g, "")
+    .replace(/^\{(.*)\}$/, "$1")
+    .trim();
 }
 
 /**

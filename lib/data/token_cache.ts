@@ -15,14 +15,15 @@
 // written under a temporary name and renamed into place, so a reader never sees half a file
 // (an entry that fails the header checks anyway is ignored and rewritten).
 
-import { END_OF_TEXT, TextTokenizer } from "../model/tokenizer.ts";
+import { TextTokenizer } from "../model/tokenizer.ts";
 import { UserError } from "../gpu/errors.ts";
 import type { Corpus } from "./corpus.ts";
 
 /** What tokenising needs from a tokenizer (TextTokenizer has it; tests wrap it to count). */
 export interface DocumentEncoder {
   encode(text: string): number[];
-  requireToken(token: string, neededFor?: string): number;
+  /** The id between documents (TextTokenizer: <|endoftext|>, else its eos token). */
+  documentSeparator(neededFor?: string): number;
 }
 
 /**
@@ -223,7 +224,7 @@ export async function tokenizeCorpusCached(options: TokenCacheOptions): Promise<
   if (cached !== null) return { ...cached, key, path, fromCache: true };
 
   const tokenizer = options.tokenizer ?? await TextTokenizer.load(tokenizerDir);
-  const endOfText = tokenizer.requireToken(END_OF_TEXT, "joining corpus documents");
+  const endOfText = tokenizer.documentSeparator("joining corpus documents");
   const stream = joinDocuments(corpus.documents.map((doc) => tokenizer.encode(doc)), endOfText);
   try {
     await Deno.mkdir(cacheDir, { recursive: true });

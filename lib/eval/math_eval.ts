@@ -55,6 +55,8 @@ export interface MathEvalResult {
   model: string;
   data: string;
   samples: number;
+  /** 0: greedy. */
+  temperature: number;
   /** Fraction of problems answered correctly. */
   accuracy: number;
   /** Fraction with an extractable answer. */
@@ -113,6 +115,7 @@ export async function evaluateMath(
       model: options.modelDir,
       data: options.dataPath,
       samples: problems.length,
+      temperature: options.temperature,
       accuracy: stats.accuracy,
       parse_rate: stats.parseRate,
       reasoning_tokens: stats.reasoningLength,

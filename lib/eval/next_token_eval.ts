@@ -39,7 +39,6 @@ import { generate } from "../model/generate.ts";
 import { type GpuModel, loadGpuWeights, releaseGpuModel } from "../model/gpu_weights.ts";
 import { type ModelFolder, readModelFolder } from "../model/model_folder.ts";
 import { scoreSequences } from "../model/score.ts";
-import { END_OF_TEXT } from "../model/tokenizer.ts";
 import { DEFAULT_TOP_K } from "../ops/cross_entropy.ts";
 import { PAPER_BUDGET_SENTENCE, PAPER_INSTRUCTION } from "../rmt/prompts.ts";
 import {
@@ -311,7 +310,7 @@ function checkSameTokenizer(model: ModelFolder, proxy: ModelFolder): void {
 /** The held-out file as one token stream (documents joined by <|endoftext|>), in memory. */
 export async function tokenizeEvalData(path: string, folder: ModelFolder): Promise<TokenStream> {
   const corpus = await loadCorpus(path);
-  const endOfText = folder.tokenizer.requireToken(END_OF_TEXT, "joining held-out documents");
+  const endOfText = folder.tokenizer.documentSeparator("joining held-out documents");
   return joinDocuments(corpus.documents.map((d) => folder.tokenizer.encode(d)), endOfText);
 }
 

@@ -253,6 +253,22 @@ export class TextTokenizer {
     return id;
   }
 
+  /**
+   * The id that separates documents in a token stream: <|endoftext|>, or, for a vocabulary
+   * without it (DeepSeek-R1-Distill's ends a text with its eos, <｜end▁of▁sentence｜>), the
+   * tokenizer_config's eos token; a UserError saying what it is needed for when neither exists.
+   */
+  documentSeparator(neededFor = "joining documents"): number {
+    const id = this.tokenId(END_OF_TEXT) ?? this.eosTokenId;
+    if (id === undefined || id === null) {
+      throw new UserError(
+        `${this.source}: the tokenizer has neither ${END_OF_TEXT} nor an eos_token, needed for ` +
+          `${neededFor}`,
+      );
+    }
+    return id;
+  }
+
   /** <think>, </think> and <|endoftext|>, all required (the compact RMT prompt format). */
   thinkTokens(): { thinkStart: number; thinkEnd: number; endOfText: number } {
     const why = "the compact reasoning format";

@@ -30,7 +30,7 @@ import type { PresetArchitecture, PresetSize } from "../model/presets.ts";
 import { resolveConfig, type RmtConfig } from "../train/config.ts";
 import { formatDuration } from "../train/progress.ts";
 import { train } from "../train/trainer.ts";
-import { pathExists } from "../train/run_dir.ts";
+import { pathExists, sha256Hex } from "../train/run_dir.ts";
 import type { PipelineConfig } from "./pipeline_config.ts";
 import {
   ablationTable,
@@ -52,6 +52,8 @@ interface PipelineState {
   /** The steps scale and the evaluation sizes it runs with (a continued run must use the same). */
   steps_scale: number;
   samples: { next_token: number; math: number | null };
+  /** What each finished stage ran with (a hash of its resolved config, or its settings). */
+  fingerprints?: Record<string, string>;
 }
 
 export interface PipelineOptions {
@@ -101,7 +103,13 @@ async function readState(
     }
     return { pipeline: name, done: {}, seconds: {}, steps_scale: scale, samples };
   }
-  const state = JSON.parse(await Deno.readTextFile(path)) as PipelineState;
+  let state: PipelineState;
+  try {
+    state = JSON.parse(await Deno.readTextFile(path));
+    if (typeof state.pipeline !== "string" || typeof state.done !== "object") throw new Error();
+  } catch {
+    throw new UserError(`${path}: not a pipeline state file (remove it to start the folder over)`);
+  }
   if (state.pipeline !== name) {
     throw new UserError(
       `--out ${out}: holds pipeline '${state.pipeline}', not '${name}' (use another folder)`,
@@ -138,10 +146,26 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
   const ctx = options.ctx ?? await gpu();
   const cacheDir = `${out}/cache`;
 
-  /** Runs a stage once: skipped when done (its output still there), timed, recorded. */
-  const stage = async (name: string, title: string, run: () => Promise<string>) => {
+  /**
+   * Runs a stage once: skipped when done (its output still there) with the same settings
+   * (`fingerprint`); done with other settings, refused (its results would mix with the new
+   * ones); timed and recorded.
+   */
+  const stage = async (
+    name: string,
+    title: string,
+    fingerprint: string,
+    run: () => Promise<string>,
+  ) => {
+    const fingerprints = state.fingerprints ??= {};
     const done = state.done[name];
     if (done !== undefined && await pathExists(done)) {
+      if ((fingerprints[name] ?? fingerprint) !== fingerprint) {
+        throw new UserError(
+          `stage ${name} of ${out} was run with other settings than the pipeline now gives ` +
+            "(a config changed): restore them, or use a new --out",
+        );
+      }
       log(`[done] ${name}: ${done}`);
       return done;
     }
@@ -151,13 +175,14 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
     const seconds = (performance.now() - t0) / 1000;
     state.seconds[name] = (state.seconds[name] ?? 0) + seconds;
     state.done[name] = output;
+    fingerprints[name] = fingerprint;
     await save();
     indent(`${name}: ${formatDuration(seconds)} → ${output}`);
     return output;
   };
 
-  /** A training stage: a new run, or the run folder continued from its newest checkpoint. */
-  const trainStage = async (file: string, modelPath: string, runDir: string) => {
+  /** The resolved config of a training stage: the file, model.path, the steps scale. */
+  const trainingConfig = async (file: string, modelPath: string) => {
     const overrides = [`model.path=${modelPath}`];
     if (scale !== 1) {
       const { training } = (await resolveConfig(file, overrides)).config;
@@ -167,23 +192,39 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
         `training.warmup_steps=${Math.min(steps, Math.round(training.warmup_steps * scale))}`,
       );
     }
-    const { config } = await resolveConfig(file, overrides);
-    const resume = await pathExists(`${runDir}/run.json`);
-    if (resume) indent(`continuing ${runDir} from its newest checkpoint`);
-    await Deno.mkdir(runDir.slice(0, runDir.lastIndexOf("/")), { recursive: true });
-    const result = await train({
-      config,
-      runDir,
-      resume,
-      ctx,
-      cacheDir,
-      log: indent,
-      progress: options.progress,
+    return await resolveConfig(file, overrides);
+  };
+
+  /**
+   * A training stage: a new run, or the run folder continued from its newest checkpoint;
+   * returns the final checkpoint.
+   */
+  const trainStage = async (
+    name: string,
+    title: string,
+    file: string,
+    modelPath: string,
+    runDir: string,
+  ) => {
+    const { config, yamlText } = await trainingConfig(file, modelPath);
+    return await stage(name, title, await sha256Hex(yamlText), async () => {
+      const resume = await pathExists(`${runDir}/run.json`);
+      if (resume) indent(`continuing ${runDir} from its newest checkpoint`);
+      await Deno.mkdir(runDir.slice(0, runDir.lastIndexOf("/")), { recursive: true });
+      const result = await train({
+        config,
+        runDir,
+        resume,
+        ctx,
+        cacheDir,
+        log: indent,
+        progress: options.progress,
+      });
+      if (result.exitCode !== 0 || result.stoppedBy !== "done" || result.checkpoint === null) {
+        throw new Stopped(result.exitCode || 130);
+      }
+      return result.checkpoint;
     });
-    if (result.exitCode !== 0 || result.stoppedBy !== "done" || result.checkpoint === null) {
-      throw new Stopped(result.exitCode || 130);
-    }
-    return { checkpoint: result.checkpoint, config };
   };
 
   try {
@@ -191,7 +232,8 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
     let base: string;
     if (p.base.init !== null) {
       const init = p.base.init;
-      base = await stage("init", `rmt init: ${init.arch} ${init.preset}`, async () => {
+      const title = `rmt init: ${init.arch} ${init.preset}`;
+      base = await stage("init", title, JSON.stringify(init), async () => {
         const dir = `${out}/base`;
         const model = initModel({
           arch: init.arch as PresetArchitecture,
@@ -210,32 +252,42 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
       base = p.base.model!;
     }
     if (p.base.pretrain !== null) {
-      const from = base;
-      base = await stage("pretrain", `pre-training (${p.base.pretrain})`, async () => {
-        return (await trainStage(p.base.pretrain!, from, `${out}/pretrain`)).checkpoint;
-      });
+      const title = `pre-training (${p.base.pretrain})`;
+      base = await trainStage("pretrain", title, p.base.pretrain, base, `${out}/pretrain`);
     }
 
     // 3. Mid-training, every method from the same base.
     const models: [string, string][] = [["base", base]];
     for (const [label, file] of p.midtrain) {
-      const model = await stage(
+      const model = await trainStage(
         `midtrain/${label}`,
         `mid-training: ${label} (${file})`,
-        async () => {
-          return (await trainStage(file, base, `${out}/midtrain/${label}`)).checkpoint;
-        },
+        file,
+        base,
+        `${out}/midtrain/${label}`,
       );
       models.push([label, model]);
     }
 
-    // 4. Next-token evaluation on the same positions, the base model as the proxy.
+    // 4. Next-token evaluation on the same positions, the base model as the proxy; the paper
+    // format's texts as the (first) mid-training config has them.
     const e = p.eval;
+    const { prompt: trained } = (await trainingConfig(p.midtrain[0][1], base)).config;
+    const evalPrompt = {
+      format: e.format,
+      maxAnswerTokens: e.max_answer_tokens,
+      budget: e.budget,
+      instruction: trained.paper_instruction,
+      budgetSentence: trained.paper_budget_sentence,
+      chatTemplate: trained.chat_template,
+    };
     const nextToken: [string, EvalResult][] = [];
     for (const [label, model] of models) {
+      const settings = JSON.stringify({ model, proxy: base, ...e, prompt: evalPrompt });
       const file = await stage(
         `eval/next_token/${label}`,
         `next-token evaluation: ${label}`,
+        settings,
         async () => {
           const result = await evaluateNextToken(ctx, {
             modelDir: model,
@@ -245,7 +297,7 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
             seed: e.seed,
             maxReasoning: e.max_reasoning_tokens,
             temperature: e.temperature,
-            prompt: { format: e.format, maxAnswerTokens: e.max_answer_tokens, budget: e.budget },
+            prompt: evalPrompt,
             log: indent,
           });
           const path = `${out}/eval/next_token/${label}.json`;
@@ -268,35 +320,41 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
       const m = p.mathEval;
       const posttrain: RmtConfig =
         (await resolveConfig(p.posttrain, [`model.path=${base}`])).config;
+      const mathSettings = {
+        dataPath: m.data,
+        samples: m.samples,
+        seed: m.seed,
+        maxNewTokens: m.max_new_tokens,
+        temperature: m.temperature,
+        format: posttrain.prompt.format,
+        template: posttrain.math.prompt,
+        instruction: posttrain.math.instruction,
+        chatTemplate: posttrain.prompt.chat_template,
+      };
       const mathEval = (label: string, model: string, when: string) =>
-        stage(`eval/math/${label}-${when}`, `math evaluation ${when}: ${label}`, async () => {
-          const result = await evaluateMath(ctx, {
-            modelDir: model,
-            dataPath: m.data,
-            samples: m.samples,
-            seed: m.seed,
-            maxNewTokens: m.max_new_tokens,
-            temperature: m.temperature,
-            format: posttrain.prompt.format,
-            template: posttrain.math.prompt,
-            instruction: posttrain.math.instruction,
-            chatTemplate: posttrain.prompt.chat_template,
-          });
-          const path = `${out}/eval/math/${label}-${when}.json`;
-          await Deno.mkdir(`${out}/eval/math`, { recursive: true });
-          await writeJson(path, result);
-          indent(`accuracy ${pct(result.accuracy)}, parse rate ${pct(result.parse_rate)}`);
-          return path;
-        });
+        stage(
+          `eval/math/${label}-${when}`,
+          `math evaluation ${when}: ${label}`,
+          JSON.stringify({ model, ...mathSettings }),
+          async () => {
+            const result = await evaluateMath(ctx, { modelDir: model, ...mathSettings });
+            const path = `${out}/eval/math/${label}-${when}.json`;
+            await Deno.mkdir(`${out}/eval/math`, { recursive: true });
+            await writeJson(path, result);
+            indent(`accuracy ${pct(result.accuracy)}, parse rate ${pct(result.parse_rate)}`);
+            return path;
+          },
+        );
       const read = async (path: string) =>
         JSON.parse(await Deno.readTextFile(path)) as MathEvalResult;
       for (const [label, model] of models) {
         const before = await mathEval(label, model, "before");
-        const after = await stage(
+        const after = await trainStage(
           `posttrain/${label}`,
           `post-training (grpo-math): ${label}`,
-          async () =>
-            (await trainStage(p.posttrain!, model, `${out}/posttrain/${label}`)).checkpoint,
+          p.posttrain,
+          model,
+          `${out}/posttrain/${label}`,
         );
         const afterEval = await mathEval(label, after, "after");
         postTraining.push([label, await read(before), await read(afterEval)]);

@@ -116,8 +116,9 @@ export function postTrainingTable(
     ]),
     note: first === undefined
       ? undefined
-      : `${first.samples} problems of ${first.data}, one response each (greedy), answers ` +
-        "normalised (numbers, fractions, \\boxed{}).",
+      : `${first.samples} problems of ${first.data}, one response each (` +
+        `${(first.temperature ?? 0) === 0 ? "greedy" : `temperature ${first.temperature}`}), ` +
+        "answers normalised (numbers, fractions, \\boxed{}).",
   };
 }
 

@@ -139,6 +139,30 @@ export function mathPrompts(
   });
 }
 
+/**
+ * The problems whose prompt leaves room for the response, with their prompts; the others are
+ * counted, not trained on (a long MATH problem must not stop a run). None fitting: the first
+ * one's one-line error.
+ */
+export function fittingMathProblems(
+  problems: readonly MathProblem[],
+  codec: MathCodec,
+  maxContext: number,
+  maxNewTokens: number,
+): { problems: MathProblem[]; prompts: number[][]; skipped: number } {
+  const kept: MathProblem[] = [];
+  const prompts: number[][] = [];
+  for (const p of problems) {
+    const prompt = codec.encode(mathPromptText(p.question, codec.format));
+    if (prompt.length + maxNewTokens - 1 <= maxContext) {
+      kept.push(p);
+      prompts.push(prompt);
+    }
+  }
+  if (kept.length === 0) mathPrompts(problems.slice(0, 1), codec, maxContext, maxNewTokens);
+  return { problems: kept, prompts, skipped: problems.length - kept.length };
+}
+
 /** Samples G responses per problem and grades them (see the top of this file). */
 export async function sampleMathResponses(
   generator: Generator,

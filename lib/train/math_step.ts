@@ -25,10 +25,10 @@ import { generate } from "../model/generate.ts";
 import { type GpuModel, loadGpuWeights } from "../model/gpu_weights.ts";
 import { batchAdvantages } from "../rmt/grpo.ts";
 import {
+  fittingMathProblems,
   mathBatchIndices,
   type MathCodec,
   mathCodec,
-  mathPrompts,
   type MathResponses,
   mathStats,
   sampleMathResponses,
@@ -44,7 +44,7 @@ export interface MathStepOptions {
   config: RmtConfig;
   method: MethodSettings;
   problems: readonly MathProblem[];
-  /** The prompt ids of every problem (mathPrompts: each checked to leave room). */
+  /** The prompt ids of every problem (each checked to leave room for the response). */
   prompts: readonly number[][];
   codec: MathCodec;
   /** Default: lib/model/generate.ts; tests inject their own. */
@@ -194,14 +194,18 @@ export async function createMathStep(setup: StepSetup): Promise<MathStep> {
     throw new UserError("data.math_train: method grpo-math needs a math problem file");
   }
   const maxContext = Math.min(config.model.max_context, folder.config.maxPositionEmbeddings);
-  const problems = await loadMathSet(config.data.math_train);
+  const all = await loadMathSet(config.data.math_train);
   const codec = configMathCodec(config, setup);
-  // Every prompt now: a problem too long for the context fails here, not in step 1,000.
-  const prompts = mathPrompts(problems, codec, maxContext, config.math.max_new_tokens);
-  // A loop, not Math.max(...): spreading ~10⁵ arguments overflows the stack (big problem sets).
-  const longest = prompts.reduce((a, p) => Math.max(a, p.length), 0);
+  // Every prompt now: problems too long for the context are left out here (counted), and a
+  // file where none fits fails here, not in step 1,000.
+  const maxNew = config.math.max_new_tokens;
+  const { problems, prompts, skipped } = fittingMathProblems(all, codec, maxContext, maxNew);
+  const longest = prompts.reduce((m, p) => Math.max(m, p.length), 0);
   setup.log(
-    `math: ${problems.length} problems (${config.data.math_train}), prompts ≤ ${longest} tokens`,
+    `math: ${problems.length} problems (${config.data.math_train}), prompts ≤ ${longest} tokens` +
+      (skipped > 0
+        ? `; ${skipped} left out: prompt + ${maxNew} response tokens > ${maxContext} positions`
+        : ""),
   );
   const refModel = method.grpo.klBeta > 0
     ? await loadGpuWeights(setup.ctx, folder.config, folder.weights)

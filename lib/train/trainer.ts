@@ -469,9 +469,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     progress?.done();
     if (start >= steps) log(`the run is already complete (${start} of ${steps} steps)`);
     else log(`done: ${steps} steps, ${skippedSteps} skipped; checkpoint ${lastCheckpoint}`);
+    // A signal during the last step: the run is complete, but the caller (a pipeline, a
+    // scheduler) asked to stop, and must hear it rather than start the next stage.
+    const signal = stopRequest === "SIGINT" || stopRequest === "SIGTERM" ? stopRequest : null;
     return {
-      exitCode: 0,
-      stoppedBy: "done",
+      exitCode: signal === null ? 0 : SIGNAL_EXIT_CODES[signal],
+      stoppedBy: signal ?? "done",
       step: Math.max(start, steps),
       checkpoint: lastCheckpoint,
       metricsPath,

@@ -9,7 +9,7 @@ Deno.test("answers: normalizeAnswer writes each form canonically", () => {
     ["  17 \n", "17"],
     ["17.", "17"],
     ["\\boxed{17}", "17"],
-    ["The answer is \\boxed{\\frac{1}{2}}", "\\frac{1}{2}"],
+    ["The answer is \\boxed{\\frac{1}{2}}", "1/2"], // LaTeX fractions become a/b
     ["\\boxed{6/8}.", "3/4"],
     ["1,234", "1234"],
     ["-1,234,567.50", "-1234567.5"],
@@ -68,5 +68,34 @@ Deno.test("answers: answersMatch compares normalised forms and exact values", ()
   }
   for (const [a, b] of different) {
     assert(!answersMatch(a, b), `${JSON.stringify(a)} should not match ${JSON.stringify(b)}`);
+  }
+});
+
+Deno.test("answers: LaTeX and the wrapping reasoning models add around a number", () => {
+  const same: [string, string][] = [
+    ["\\frac{3}{4}", "0.75"],
+    ["\\dfrac{3}{4}", "3/4"],
+    ["\\tfrac{6}{8}", "3/4"],
+    ["\\frac34", "3/4"],
+    ["\\frac{-1}{2}", "-0.5"],
+    ["90^\\circ", "90"],
+    ["90^{\\circ}", "90"],
+    ["25\\%", "25"],
+    ["\\$18", "18"],
+    ["$18", "18"],
+    ["5\\text{ cm}", "5"],
+    ["1,\\!000", "1000"],
+    ["**42**", "42"],
+    ["** 42", "42"],
+    ["\\boxed{\\dfrac{1}{2}}", "0.5"],
+  ];
+  for (const [a, b] of same) {
+    if (!answersMatch(a, b)) {
+      throw new Error(`${JSON.stringify(a)} should match ${JSON.stringify(b)}`);
+    }
+  }
+  // Not numbers: only the wrapping goes; different values stay different.
+  for (const [a, b] of [["\\frac{3}{4}", "4/3"], ["x^2+1", "x^2"], ["25\\%", "26"]]) {
+    if (answersMatch(a, b)) throw new Error(`${a} should not match ${b}`);
   }
 });

@@ -22,8 +22,8 @@ class CountingEncoder implements DocumentEncoder {
     this.calls++;
     return this.inner.encode(text);
   }
-  requireToken(token: string, neededFor?: string): number {
-    return this.inner.requireToken(token, neededFor);
+  documentSeparator(neededFor?: string): number {
+    return this.inner.documentSeparator(neededFor);
   }
 }
 

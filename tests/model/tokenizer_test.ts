@@ -230,3 +230,34 @@ Deno.test("tokenizer: the chat template renders (config key or chat_template.jin
   });
   await assertUserError(() => broken.applyChatTemplate(messages), ["chat template"], "raises");
 });
+
+Deno.test("tokenizer: documents are separated by <|endoftext|>, else by the eos token", async () => {
+  const withEot = trainByteLevelBpe(TEXT.slice(0, 20_000), {
+    vocabSize: 300,
+    addedTokens: [{ content: "<|endoftext|>", special: true }],
+  });
+  const a = TextTokenizer.fromJson(withEot.tokenizerJson, withEot.tokenizerConfig, "a/");
+  assertEquals(a.documentSeparator(), a.tokenId("<|endoftext|>"), "<|endoftext|>");
+  // DeepSeek-R1-Distill style: no <|endoftext|>, the eos token ends a text.
+  const eos = "<｜end▁of▁sentence｜>";
+  const r1 = trainByteLevelBpe(TEXT.slice(0, 20_000), {
+    vocabSize: 300,
+    addedTokens: [{ content: eos, special: true }],
+  });
+  const b = TextTokenizer.fromJson(
+    r1.tokenizerJson,
+    { ...r1.tokenizerConfig, eos_token: eos },
+    "b/",
+  );
+  assertEquals(b.documentSeparator(), b.tokenId(eos), "the eos token");
+  const c = TextTokenizer.fromJson(
+    r1.tokenizerJson,
+    { ...r1.tokenizerConfig, eos_token: null },
+    "c/",
+  );
+  await assertUserError(
+    () => c.documentSeparator("joining"),
+    ["c/", "<|endoftext|>", "joining"],
+    "none",
+  );
+});

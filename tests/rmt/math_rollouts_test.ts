@@ -8,6 +8,7 @@ import { initModel } from "../../lib/model/init.ts";
 import { TextTokenizer } from "../../lib/model/tokenizer.ts";
 import { MATH_INSTRUCTION, MATH_PROMPT } from "../../lib/rmt/math_prompts.ts";
 import {
+  fittingMathProblems,
   mathBatchIndices,
   type MathCodec,
   mathCodec,
@@ -284,5 +285,20 @@ Deno.test("math_rollouts: the codec of a trained byte-level tokenizer", () => {
     codec.decode(reply.slice(0, -1)),
     "3 + 4 = 7\n</think>\nAnswer: 7",
     "decode inverts encode",
+  );
+});
+
+Deno.test("math_rollouts: problems whose prompt leaves no room are left out and counted", async () => {
+  // "Q: half\n" is 8 characters, "Q: 1000\n" 8, "Q: six\n" 7: a prompt and 24 new tokens (the
+  // last one never fed back) need prompt + 23 positions, so 30 hold only "six".
+  const fit = fittingMathProblems(PROBLEMS, CODEC, 30, 24);
+  assertEquals(fit.problems.map((p) => p.question), ["six"], "the one that fits");
+  assertEquals(fit.prompts, [encode("Q: six\n")], "its prompt");
+  assertEquals(fit.skipped, 2, "two left out");
+  assertEquals(fittingMathProblems(PROBLEMS, CODEC, 64, 24).skipped, 0, "all fit");
+  await assertUserError(
+    () => Promise.resolve(fittingMathProblems(PROBLEMS, CODEC, 20, 24)),
+    ["math problem 1", "math.max_new_tokens"],
+    "none fits: the first one's error",
   );
 });

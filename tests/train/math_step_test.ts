@@ -534,7 +534,7 @@ Deno.test("math_step: bad input fails before step 1 and leaves no run folder", a
     const longFile = `${dir}/long.jsonl`;
     await Deno.writeTextFile(
       longFile,
-      [...problems, long].map((p) => JSON.stringify(p)).join("\n") + "\n",
+      [long, long].map((p) => JSON.stringify(p)).join("\n") + "\n",
     );
     const tooLong = (await resolveConfigText(mathYaml(modelDir, longFile), "math.yaml")).config;
     let steps = 0;
@@ -546,8 +546,8 @@ Deno.test("math_step: bad input fails before step 1 and leaves no run folder", a
           cacheDir,
           onStep: () => steps++,
         }),
-      ["math problem 7", "96 positions", "math.max_new_tokens"],
-      "a prompt that does not fit",
+      ["math problem 1", "96 positions", "math.max_new_tokens"],
+      "no prompt fits (one that does not is left out; none fitting is an error)",
     );
     assertEquals(steps, 0, "no step ran");
     await assertNoRun(`${dir}/long`);
