@@ -272,6 +272,13 @@ export const CONFIG_SCHEMA = {
       doc: "absolute cap on reasoning tokens; RPT's fixed maximum length",
       spec: "Other paper settings (max response)",
     }),
+    generation_batch: integer({
+      default: 0,
+      min: 0,
+      doc:
+        "prompts per rollout generation call (× G rows); 0: one micro-batch's (a bigger call is faster, a smaller one needs less memory)",
+      spec: OURS,
+    }),
     max_answer_tokens: integer({
       default: 16,
       min: 1,
@@ -565,6 +572,14 @@ export function checkConfig(c: RmtConfig): void {
     }
   }
   if (c.model.path === null) fail("model.path", `required (the model folder ${c.method} trains)`);
+  const updates = c.rl.grpo.updates_per_batch;
+  if (updates > 1 && c.training.checkpoint_interval % updates !== 0) {
+    fail(
+      "training.checkpoint_interval",
+      `must be a multiple of rl.grpo.updates_per_batch (${updates}), so that a resumed run ` +
+        `starts at a group boundary and continues exactly, got ${c.training.checkpoint_interval}`,
+    );
+  }
   if (c.data.think_blocks > 0 && c.method !== "ntp") {
     fail("data.think_blocks", `only method ntp inserts think blocks (this run is ${c.method})`);
   }

@@ -105,7 +105,7 @@ export class MathStep implements TrainStep {
         seed: config.seed,
         step: batchStep,
         rowsPerStep: B * G,
-        problemsPerCall: B / config.training.grad_accumulation,
+        problemsPerCall: config.rl.generation_batch || B / config.training.grad_accumulation,
       },
     );
     const { advantages, zeroAdvantageGroups } = batchAdvantages(

@@ -20,8 +20,8 @@
 //
 // The B windows are split into training.grad_accumulation micro-batches for the forwards: the
 // rollouts of a micro-batch's windows are generated together (problems of B/k windows × G
-// rows per generate call), and its policy forward is cut into chunks of at most B/k · N rows
-// (the NTP forward's size). Both losses are normalised over the whole step (token_mean: the
+// rows per generate call, or rl.generation_batch problems when set), and its policy forward
+// is cut into chunks of at most B/k · N rows (the NTP forward's size). Both losses are normalised over the whole step (token_mean: the
 // step's scored tokens; NTP mean: the step's unmasked positions), so the split changes nothing
 // but the float summation order.
 //
@@ -270,7 +270,8 @@ export class RlStep implements TrainStep {
       rewards: method.rewards,
       delta: method.grpo.delta,
       std: method.grpo.std,
-      problemsPerCall: (B / this.#microBatches) * config.rl.positions_per_sequence,
+      problemsPerCall: config.rl.generation_batch ||
+        (B / this.#microBatches) * config.rl.positions_per_sequence,
       rowsPerStep: B * config.rl.positions_per_sequence * method.grpo.groupSize,
     });
     const tokenWeights = rolloutTokenWeights(
