@@ -377,10 +377,20 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
         ...(postTraining.length > 0 ? [postTrainingTable(postTraining)] : []),
       ],
       runs: [
-        ...(p.base.pretrain !== null ? [{ name: "pretrain", dir: "pretrain" }] : []),
-        ...p.midtrain.map(([label]) => ({ name: label, dir: `midtrain/${label}` })),
+        ...(p.base.pretrain !== null
+          ? [{ name: "pretrain", dir: "pretrain", group: "pre-training" }]
+          : []),
+        ...p.midtrain.map(([label]) => ({
+          name: label,
+          dir: `midtrain/${label}`,
+          group: "mid-training",
+        })),
         ...(p.posttrain !== null
-          ? models.map(([label]) => ({ name: `post ${label}`, dir: `posttrain/${label}` }))
+          ? models.map(([label]) => ({
+            name: `post ${label}`,
+            dir: `posttrain/${label}`,
+            group: "post-training (grpo-math)",
+          }))
           : []),
       ],
       stage_seconds: state.seconds,

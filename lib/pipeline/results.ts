@@ -27,8 +27,9 @@ export interface PipelineResults {
   created: string;
   machine: string;
   tables: ResultTable[];
-  /** Training runs, for the report's plots: dirs relative to the pipeline folder. */
-  runs: { name: string; dir: string }[];
+  /** Training runs, for the report's plots: dirs relative to the pipeline folder; plotted by
+   * group (the stage). */
+  runs: { name: string; dir: string; group: string }[];
   /** Wall time of each stage, seconds (the first time it ran; resumed stages add up). */
   stage_seconds: Record<string, number>;
 }

@@ -17,6 +17,8 @@ export interface ReportRun {
   method: string | null;
   /** The pipeline that listed this run, or null for a run folder given directly. */
   pipeline: string | null;
+  /** The pipeline stage it belongs to (its plots are drawn apart), or null. */
+  group: string | null;
   /** The logged steps, in step order. */
   records: MetricsRecord[];
   /** Lines of metrics.jsonl that were not a JSON object with a numeric step (torn, invalid). */
@@ -144,11 +146,14 @@ function runsTable(runs: ReportRun[]): string {
   return htmlTable("Runs", ["Run", "Method", "Logged steps", "Folder"], rows, "runs");
 }
 
-/** One series per run (all runs, so colours match the runs table), y null where not logged. */
-function metricSeries(runs: ReportRun[], key: string): PlotSeries[] {
+/**
+ * One series per run, y null where not logged; `colour[i]` is run i's index in the runs table,
+ * so that a run has the same colour in every plot.
+ */
+function metricSeries(runs: ReportRun[], key: string, colour: readonly number[]): PlotSeries[] {
   return runs.map((run, i) => ({
     name: run.name,
-    ...seriesStyle(i),
+    ...seriesStyle(colour[i]),
     points: run.records.map((r) => {
       const y = r[key];
       return [r.step as number, typeof y === "number" && Number.isFinite(y) ? y : null] as const;
@@ -165,14 +170,35 @@ export function metricsWithValues(runs: ReportRun[]): typeof PLOTTED_METRICS {
   );
 }
 
-function plots(runs: ReportRun[]): string[] {
+function plots(runs: ReportRun[], colour: readonly number[], idPrefix: string): string[] {
   const out: string[] = [];
   for (const metric of metricsWithValues(runs)) {
-    const series = metricSeries(runs, metric.key);
+    const series = metricSeries(runs, metric.key, colour);
     const svg = linePlotSvg({ ...metric, xLabel: "step", series });
-    out.push(`<figure id="plot-${metric.key}">\n${svg}\n</figure>`);
+    out.push(`<figure id="plot-${idPrefix}${metric.key}">\n${svg}\n</figure>`);
   }
   return out;
+}
+
+/**
+ * The plots: one set for all runs, or, when the runs come in groups (a pipeline's stages, whose
+ * step counts and rewards differ), one set per group under its name.
+ */
+function plotSections(runs: ReportRun[]): string[] {
+  const groups = [...new Set(runs.map((r) => r.group))];
+  if (groups.length <= 1) {
+    const figures = plots(runs, runs.map((_, i) => i), "");
+    return figures.length === 0 ? [] : [`<div class="plots">\n${figures.join("\n")}\n</div>`];
+  }
+  return groups.flatMap((group, g) => {
+    const members = runs.map((run, i) => ({ run, i })).filter(({ run }) => run.group === group);
+    const figures = plots(members.map((m) => m.run), members.map((m) => m.i), `${g}-`);
+    if (figures.length === 0) return [];
+    return [
+      `<h3>${escapeXml(group ?? "other runs")}</h3>`,
+      `<div class="plots">\n${figures.join("\n")}\n</div>`,
+    ];
+  });
 }
 
 function pipelineSection(pipeline: ReportPipeline): string {
@@ -194,7 +220,7 @@ function pipelineSection(pipeline: ReportPipeline): string {
 }
 
 export function renderReport(model: ReportModel): string {
-  const plotFigures = plots(model.runs);
+  const plotFigures = plotSections(model.runs);
   const body = [
     `<header>`,
     `<h1>${escapeXml(model.title)}</h1>`,
@@ -207,7 +233,7 @@ export function renderReport(model: ReportModel): string {
     plotFigures.length === 0 && model.runs.length > 0
       ? `<p class="note">No run logged any of the plotted metrics.</p>`
       : "",
-    plotFigures.length === 0 ? "" : `<div class="plots">\n${plotFigures.join("\n")}\n</div>`,
+    ...plotFigures,
     `<footer><p>Made by rmt ${escapeXml(VERSION)} (rmt report).</p></footer>`,
   ].filter((part) => part !== "");
   return [

@@ -75,6 +75,7 @@ async function loadRun(
   name: string,
   qualifier: string,
   pipeline: string | null,
+  group: string | null = null,
 ): Promise<LoadedRun> {
   const text = await readTextOrNull(join(dir, METRICS_FILE));
   if (text === null) {
@@ -83,7 +84,7 @@ async function loadRun(
   }
   const { records, skipped } = parseMetricsLines(text);
   const method = await runMethod(dir);
-  return { name, dir, method, pipeline, records, skippedLines: skipped, qualifier };
+  return { name, dir, method, pipeline, group, records, skippedLines: skipped, qualifier };
 }
 
 // ---- results.json -----------------------------------------------------------------------
@@ -133,7 +134,10 @@ function parseTable(value: unknown, i: number, path: string): ReportTable {
 export function parseResults(
   text: string,
   path: string,
-): { pipeline: Omit<ReportPipeline, "dir">; runs: { name: string | null; dir: string }[] } {
+): {
+  pipeline: Omit<ReportPipeline, "dir">;
+  runs: { name: string | null; dir: string; group: string | null }[];
+} {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -157,7 +161,11 @@ export function parseResults(
       if (!isRecord(run) || typeof run.dir !== "string" || run.dir === "") {
         throw new UserError(`${path}: runs[${i}]: expected { "name": ..., "dir": "..." }`);
       }
-      return { name: optionalString(run.name, `runs[${i}].name`, path), dir: run.dir };
+      return {
+        name: optionalString(run.name, `runs[${i}].name`, path),
+        dir: run.dir,
+        group: optionalString(run.group, `runs[${i}].group`, path),
+      };
     }),
   };
 }
@@ -225,7 +233,9 @@ export async function loadReportFolders(
       for (const run of runs) {
         const runDir = isAbsolute(run.dir) ? run.dir : join(dir, run.dir);
         const name = run.name ?? folderName(runDir);
-        loaded.push(await loadRun(trimSlashes(runDir), name, pipeline.name, pipeline.name));
+        loaded.push(
+          await loadRun(trimSlashes(runDir), name, pipeline.name, pipeline.name, run.group),
+        );
       }
     } else if (await isFile(join(dir, METRICS_FILE))) {
       loaded.push(await loadRun(dir, folderName(dir), basename(dirname(resolve(dir))), null));

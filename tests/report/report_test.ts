@@ -270,3 +270,46 @@ Deno.test("report: the command writes the file, the same bytes twice; its errors
     assert(errors[0].startsWith(`rmt report: ${dir}:`), errors[0]);
   });
 });
+
+Deno.test("report: runs in groups (a pipeline's stages) get a set of plots each, colours kept", () => {
+  const run = (name: string, group: string | null, records: ReturnType<typeof rmtRecords>) => ({
+    name,
+    dir: `runs/${name}`,
+    method: "rmt",
+    pipeline: "p",
+    group,
+    records,
+    skippedLines: 0,
+  });
+  const html = renderReport({
+    title: "groups",
+    runs: [
+      run("pretrain", "pre-training", ntpRecords(30)),
+      run("rmt", "mid-training", rmtRecords(6)),
+      run("post rmt", "post-training", rmtRecords(4)),
+    ],
+    pipelines: [],
+  });
+  for (const group of ["pre-training", "mid-training", "post-training"]) {
+    assert(html.includes(`<h3>${group}</h3>`), `a section for ${group}`);
+  }
+  // The reward plot exists for the two RL groups, not for pre-training (NTP logs no reward).
+  assert(html.includes('id="plot-1-reward_mean"') && html.includes('id="plot-2-reward_mean"'), "");
+  assert(!html.includes('id="plot-0-reward_mean"'), "no reward plot for pre-training");
+  assert(html.includes('id="plot-0-loss_ntp"'), "pre-training's loss");
+  // The third run keeps the third colour in its own section.
+  const third = html.slice(html.indexOf("<h3>post-training</h3>"));
+  const style2 = renderReport({
+    title: "flat",
+    runs: [
+      run("a", null, rmtRecords(2)),
+      run("b", null, rmtRecords(2)),
+      run("c", null, rmtRecords(2)),
+    ],
+    pipelines: [],
+  });
+  const colour =
+    /stroke="(#[0-9a-f]{6})"[^>]*class="series"|class="series"[^>]*stroke="(#[0-9a-f]{6})"/;
+  const lastColour = [...style2.matchAll(new RegExp(colour, "g"))].map((m) => m[1] ?? m[2]).at(-1);
+  assert(lastColour !== undefined && third.includes(lastColour), `colour ${lastColour} kept`);
+});
