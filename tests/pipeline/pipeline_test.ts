@@ -135,6 +135,22 @@ Deno.test("pipeline: every stage, the three tables, and a SIGINT-stopped run con
     assertEquals(third.code, 0, "third run");
     const ran = decode(third.stdout).split("\n").filter((l) => /^\[(?!done\])/.test(l));
     assertEquals(ran, [], "no stage ran again");
+
+    // A config changed after its stage ran: refused in one line, not mixed into the tables.
+    const mid = await Deno.readTextFile(`${dir}/mid.yaml`);
+    await Deno.writeTextFile(`${dir}/mid.yaml`, mid.replace("lr: 3.0e-4", "lr: 1.0e-4"));
+    const changed = await rmtPipeline(file, out).output();
+    const why = decode(changed.stderr);
+    assertEquals(changed.code, 2, why);
+    assert(why.includes("stage midtrain/ntp") && why.includes("other settings"), why);
+    assertEquals(why.trim().split("\n").length, 1, "one line");
+    await Deno.writeTextFile(`${dir}/mid.yaml`, mid);
+
+    // A torn state file: one line too.
+    await Deno.writeTextFile(`${out}/pipeline.json`, '{"pipeline": "tiny-te');
+    const torn = await rmtPipeline(file, out).output();
+    const tornWhy = decode(torn.stderr);
+    assert(torn.code === 2 && tornWhy.includes("not a pipeline state file"), tornWhy);
   });
 });
 
