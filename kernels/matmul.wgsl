@@ -13,7 +13,7 @@
 //
 // Determinism: every element of C is computed by one thread, in a fixed order over (s, k).
 //
-// Two variants (lib/ops/matmul.ts picks one per call):
+// Three variants (lib/ops/matmul.ts picks one per call):
 //
 // 1. matmul_registers_vec4 — register tiling, vec4 loads and stores, no workgroup memory.
 //    Each thread owns a 16×16 block of C held as 4×4 sub-blocks of 4×4 (mat4x4); for every
@@ -33,6 +33,9 @@
 //    slices in workgroup memory (zero-padded at the edges), then each thread accumulates its
 //    2×2 sub-blocks of 4×4 from there. The variant for real GPUs, where workgroup-memory
 //    reuse is what makes matmul fast, and lavapipe's fallback for unaligned shapes.
+//
+// 3. matmul_registers_large — variant 1 with 32×32 blocks of C per thread (8×8 sub-blocks):
+//    half the loads per FMA. Picked on lavapipe for few-row products (decode steps).
 //
 // Measured on lavapipe (2 shared cores, 256-bit LLVM), 1024², GFLOP/s per CPU-second
 // (wall-clock numbers were noisy on the shared machine; an idle machine gives about twice
@@ -383,4 +386,189 @@ fn matmul_tiled(
   store_ct(c_base, m_tile0 + r0, n_1, ct01);
   store_ct(c_base, m_tile0 + r1, n_0, ct10);
   store_ct(c_base, m_tile0 + r1, n_1, ct11);
+}
+
+// ---- Variant 3: matmul_registers_large (32×32 per thread) --------------------------------
+//
+// Variant 1 with a bigger block per thread: 32 rows × 32 columns of C (8×8 sub-blocks of
+// 4×4), for products with few rows (a decode step's x·Wᵀ: M = the sequences) on lavapipe.
+// Per step of 4 in k a thread loads 32 vec4 of A and 32 of B for 4096 FMAs (64 FMAs per
+// load; variant 1: 32). There a load costs roughly as much as 50-100 FMAs (fitted to the
+// block sizes below), so FMAs per load set the speed; more threads with smaller blocks
+// (fewer rows per thread, more threads along N) lose more to loads than they gain.
+// Same alignment needs, flags and helpers as variant 1, but lib/ops only runs it for
+// x·Wᵀ (TRANSPOSE_B, no TRANSPOSE_A, no ACCUMULATE): each set of flags is another slow
+// build (below), so the others are neither built nor tested.
+// Measured on lavapipe at M = 64 (x·Wᵀ, K = 384 or 1536, N = 384..1536), GFLOP/s per
+// CPU-second, blocks rows × columns: 16×16 (variant 1) 11.5-12.5, 32×32 14-17 (kept),
+// 32×16 13.5-14.5, 64×16 14-15, 16×32 11-13, 64×8 9-10, 32×8 6-10, 8×64 7-9, 64×4 5-6,
+// 4×64 5-6; one row of C per thread, 16 columns per workgroup (so every thread of a group
+// loads the same B: no cheaper on this lavapipe, Mesa 22 / LLVM 15) 2.3. Wall-clock: 32×32 wins at M = 32..128 given enough blocks to share between
+// lavapipe's threads (at M = 64, N ≥ 256; N = 64 or 128 lose); at M ≤ 16 most of its rows
+// are wasted (slower). lib/ops/matmul.ts picks it accordingly.
+// Cold pipeline build ~6 s per set of flags (variant 1: 0.9 s); Mesa caches it on disk.
+
+override LARGE_WG_X: u32 = 8u;
+
+@compute @workgroup_size(LARGE_WG_X)
+fn matmul_registers_large(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let m0 = gid.y * 32u; // this thread's rows m0 .. m0+31
+  let n0 = gid.x * 32u; // and columns n0 .. n0+31
+  if (m0 >= params.M || n0 >= params.N) {
+    return;
+  }
+  var ct: array<mat4x4<f32>, 64>; // ct[8·i + j]: rows m0 + 4i.., columns n0 + 4j..
+  for (var s = 0u; s < params.sum_batches; s++) {
+    let batch = gid.z * params.sum_batches + s;
+    let a_base4 = batch * (params.a_batch_stride / 4u);
+    let b_base4 = batch * (params.b_batch_stride / 4u);
+    for (var k0 = 0u; k0 < params.K; k0 += 4u) {
+      // Spelled out, as in variant 1 (constant indices keep ct in registers).
+      let at0 = load_at_vec4(a_base4, m0 + 0u, k0);
+      let at1 = load_at_vec4(a_base4, m0 + 4u, k0);
+      let at2 = load_at_vec4(a_base4, m0 + 8u, k0);
+      let at3 = load_at_vec4(a_base4, m0 + 12u, k0);
+      let at4 = load_at_vec4(a_base4, m0 + 16u, k0);
+      let at5 = load_at_vec4(a_base4, m0 + 20u, k0);
+      let at6 = load_at_vec4(a_base4, m0 + 24u, k0);
+      let at7 = load_at_vec4(a_base4, m0 + 28u, k0);
+      let bt0 = load_bt_vec4(b_base4, k0, n0 + 0u);
+      let bt1 = load_bt_vec4(b_base4, k0, n0 + 4u);
+      let bt2 = load_bt_vec4(b_base4, k0, n0 + 8u);
+      let bt3 = load_bt_vec4(b_base4, k0, n0 + 12u);
+      let bt4 = load_bt_vec4(b_base4, k0, n0 + 16u);
+      let bt5 = load_bt_vec4(b_base4, k0, n0 + 20u);
+      let bt6 = load_bt_vec4(b_base4, k0, n0 + 24u);
+      let bt7 = load_bt_vec4(b_base4, k0, n0 + 28u);
+      ct[0] += bt0 * at0;
+      ct[1] += bt1 * at0;
+      ct[2] += bt2 * at0;
+      ct[3] += bt3 * at0;
+      ct[4] += bt4 * at0;
+      ct[5] += bt5 * at0;
+      ct[6] += bt6 * at0;
+      ct[7] += bt7 * at0;
+      ct[8] += bt0 * at1;
+      ct[9] += bt1 * at1;
+      ct[10] += bt2 * at1;
+      ct[11] += bt3 * at1;
+      ct[12] += bt4 * at1;
+      ct[13] += bt5 * at1;
+      ct[14] += bt6 * at1;
+      ct[15] += bt7 * at1;
+      ct[16] += bt0 * at2;
+      ct[17] += bt1 * at2;
+      ct[18] += bt2 * at2;
+      ct[19] += bt3 * at2;
+      ct[20] += bt4 * at2;
+      ct[21] += bt5 * at2;
+      ct[22] += bt6 * at2;
+      ct[23] += bt7 * at2;
+      ct[24] += bt0 * at3;
+      ct[25] += bt1 * at3;
+      ct[26] += bt2 * at3;
+      ct[27] += bt3 * at3;
+      ct[28] += bt4 * at3;
+      ct[29] += bt5 * at3;
+      ct[30] += bt6 * at3;
+      ct[31] += bt7 * at3;
+      ct[32] += bt0 * at4;
+      ct[33] += bt1 * at4;
+      ct[34] += bt2 * at4;
+      ct[35] += bt3 * at4;
+      ct[36] += bt4 * at4;
+      ct[37] += bt5 * at4;
+      ct[38] += bt6 * at4;
+      ct[39] += bt7 * at4;
+      ct[40] += bt0 * at5;
+      ct[41] += bt1 * at5;
+      ct[42] += bt2 * at5;
+      ct[43] += bt3 * at5;
+      ct[44] += bt4 * at5;
+      ct[45] += bt5 * at5;
+      ct[46] += bt6 * at5;
+      ct[47] += bt7 * at5;
+      ct[48] += bt0 * at6;
+      ct[49] += bt1 * at6;
+      ct[50] += bt2 * at6;
+      ct[51] += bt3 * at6;
+      ct[52] += bt4 * at6;
+      ct[53] += bt5 * at6;
+      ct[54] += bt6 * at6;
+      ct[55] += bt7 * at6;
+      ct[56] += bt0 * at7;
+      ct[57] += bt1 * at7;
+      ct[58] += bt2 * at7;
+      ct[59] += bt3 * at7;
+      ct[60] += bt4 * at7;
+      ct[61] += bt5 * at7;
+      ct[62] += bt6 * at7;
+      ct[63] += bt7 * at7;
+    }
+  }
+  let c_base4 = gid.z * (params.c_batch_stride / 4u);
+  store_ct_vec4(c_base4, m0 + 0u, n0 + 0u, ct[0]);
+  store_ct_vec4(c_base4, m0 + 0u, n0 + 4u, ct[1]);
+  store_ct_vec4(c_base4, m0 + 0u, n0 + 8u, ct[2]);
+  store_ct_vec4(c_base4, m0 + 0u, n0 + 12u, ct[3]);
+  store_ct_vec4(c_base4, m0 + 0u, n0 + 16u, ct[4]);
+  store_ct_vec4(c_base4, m0 + 0u, n0 + 20u, ct[5]);
+  store_ct_vec4(c_base4, m0 + 0u, n0 + 24u, ct[6]);
+  store_ct_vec4(c_base4, m0 + 0u, n0 + 28u, ct[7]);
+  store_ct_vec4(c_base4, m0 + 4u, n0 + 0u, ct[8]);
+  store_ct_vec4(c_base4, m0 + 4u, n0 + 4u, ct[9]);
+  store_ct_vec4(c_base4, m0 + 4u, n0 + 8u, ct[10]);
+  store_ct_vec4(c_base4, m0 + 4u, n0 + 12u, ct[11]);
+  store_ct_vec4(c_base4, m0 + 4u, n0 + 16u, ct[12]);
+  store_ct_vec4(c_base4, m0 + 4u, n0 + 20u, ct[13]);
+  store_ct_vec4(c_base4, m0 + 4u, n0 + 24u, ct[14]);
+  store_ct_vec4(c_base4, m0 + 4u, n0 + 28u, ct[15]);
+  store_ct_vec4(c_base4, m0 + 8u, n0 + 0u, ct[16]);
+  store_ct_vec4(c_base4, m0 + 8u, n0 + 4u, ct[17]);
+  store_ct_vec4(c_base4, m0 + 8u, n0 + 8u, ct[18]);
+  store_ct_vec4(c_base4, m0 + 8u, n0 + 12u, ct[19]);
+  store_ct_vec4(c_base4, m0 + 8u, n0 + 16u, ct[20]);
+  store_ct_vec4(c_base4, m0 + 8u, n0 + 20u, ct[21]);
+  store_ct_vec4(c_base4, m0 + 8u, n0 + 24u, ct[22]);
+  store_ct_vec4(c_base4, m0 + 8u, n0 + 28u, ct[23]);
+  store_ct_vec4(c_base4, m0 + 12u, n0 + 0u, ct[24]);
+  store_ct_vec4(c_base4, m0 + 12u, n0 + 4u, ct[25]);
+  store_ct_vec4(c_base4, m0 + 12u, n0 + 8u, ct[26]);
+  store_ct_vec4(c_base4, m0 + 12u, n0 + 12u, ct[27]);
+  store_ct_vec4(c_base4, m0 + 12u, n0 + 16u, ct[28]);
+  store_ct_vec4(c_base4, m0 + 12u, n0 + 20u, ct[29]);
+  store_ct_vec4(c_base4, m0 + 12u, n0 + 24u, ct[30]);
+  store_ct_vec4(c_base4, m0 + 12u, n0 + 28u, ct[31]);
+  store_ct_vec4(c_base4, m0 + 16u, n0 + 0u, ct[32]);
+  store_ct_vec4(c_base4, m0 + 16u, n0 + 4u, ct[33]);
+  store_ct_vec4(c_base4, m0 + 16u, n0 + 8u, ct[34]);
+  store_ct_vec4(c_base4, m0 + 16u, n0 + 12u, ct[35]);
+  store_ct_vec4(c_base4, m0 + 16u, n0 + 16u, ct[36]);
+  store_ct_vec4(c_base4, m0 + 16u, n0 + 20u, ct[37]);
+  store_ct_vec4(c_base4, m0 + 16u, n0 + 24u, ct[38]);
+  store_ct_vec4(c_base4, m0 + 16u, n0 + 28u, ct[39]);
+  store_ct_vec4(c_base4, m0 + 20u, n0 + 0u, ct[40]);
+  store_ct_vec4(c_base4, m0 + 20u, n0 + 4u, ct[41]);
+  store_ct_vec4(c_base4, m0 + 20u, n0 + 8u, ct[42]);
+  store_ct_vec4(c_base4, m0 + 20u, n0 + 12u, ct[43]);
+  store_ct_vec4(c_base4, m0 + 20u, n0 + 16u, ct[44]);
+  store_ct_vec4(c_base4, m0 + 20u, n0 + 20u, ct[45]);
+  store_ct_vec4(c_base4, m0 + 20u, n0 + 24u, ct[46]);
+  store_ct_vec4(c_base4, m0 + 20u, n0 + 28u, ct[47]);
+  store_ct_vec4(c_base4, m0 + 24u, n0 + 0u, ct[48]);
+  store_ct_vec4(c_base4, m0 + 24u, n0 + 4u, ct[49]);
+  store_ct_vec4(c_base4, m0 + 24u, n0 + 8u, ct[50]);
+  store_ct_vec4(c_base4, m0 + 24u, n0 + 12u, ct[51]);
+  store_ct_vec4(c_base4, m0 + 24u, n0 + 16u, ct[52]);
+  store_ct_vec4(c_base4, m0 + 24u, n0 + 20u, ct[53]);
+  store_ct_vec4(c_base4, m0 + 24u, n0 + 24u, ct[54]);
+  store_ct_vec4(c_base4, m0 + 24u, n0 + 28u, ct[55]);
+  store_ct_vec4(c_base4, m0 + 28u, n0 + 0u, ct[56]);
+  store_ct_vec4(c_base4, m0 + 28u, n0 + 4u, ct[57]);
+  store_ct_vec4(c_base4, m0 + 28u, n0 + 8u, ct[58]);
+  store_ct_vec4(c_base4, m0 + 28u, n0 + 12u, ct[59]);
+  store_ct_vec4(c_base4, m0 + 28u, n0 + 16u, ct[60]);
+  store_ct_vec4(c_base4, m0 + 28u, n0 + 20u, ct[61]);
+  store_ct_vec4(c_base4, m0 + 28u, n0 + 24u, ct[62]);
+  store_ct_vec4(c_base4, m0 + 28u, n0 + 28u, ct[63]);
 }

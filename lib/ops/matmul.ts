@@ -9,18 +9,22 @@
 // y = x · W^T: matmul(ctx, x, W, { transposeB: true }); its backward is dX = dY · W and
 // dW = dY^T · X (transposeA). A 2-D operand next to a batched one is shared by the batch.
 //
-// Two kernels (see kernels/matmul.wgsl): "registers-vec4" (register tiling with vec4 loads
-// and stores; the fast one on lavapipe, needs 4-aligned rows) and "tiled" (workgroup-memory
-// tiling, any shape: the one for real GPUs). `variant: "auto"` picks registers-vec4 on a
-// software adapter when the rows are aligned, tiled otherwise. On lavapipe an unaligned
-// shape is about 3× slower: keep model dimensions (vocabulary included) multiples of 4.
+// Three kernels (see kernels/matmul.wgsl): "registers-vec4" (register tiling with vec4 loads
+// and stores, 16 × 16 of C per thread; the fast one on lavapipe, needs 4-aligned rows),
+// "registers-large" (the same with 32 × 32 per thread: fewer loads per FMA; it only does
+// c = a · b^T without accumulation, a decode step's x·Wᵀ) and "tiled" (workgroup-memory
+// tiling, any shape: the one for real GPUs). `variant: "auto"` on a software adapter with
+// aligned rows picks registers-large for x·Wᵀ with 32 ≤ M ≤ 128 and N big enough to keep
+// both CPU threads busy, registers-vec4 otherwise; tiled on real GPUs and for unaligned
+// shapes. On lavapipe an unaligned shape is about 3× slower: keep model dimensions
+// (vocabulary included) multiples of 4.
 
 import type { GpuContext } from "../gpu/context.ts";
 import { Params } from "../gpu/params.ts";
 import { shapeString, type Tensor } from "../gpu/tensor.ts";
 import source from "../../kernels/matmul.wgsl" with { type: "text" };
 
-export type MatmulVariant = "auto" | "registers-vec4" | "tiled";
+export type MatmulVariant = "auto" | "registers-vec4" | "tiled" | "registers-large";
 
 export interface MatmulOptions {
   transposeA?: boolean;
@@ -42,6 +46,19 @@ const REG_WG_Y = 1;
 const TILE_WG_X = 16;
 const TILE_WG_Y = 16;
 const TILE_K = 8;
+/** Large register kernel: a thread computes 32 × 32 of C; LARGE_WG_X threads per group. */
+const LARGE_ROWS = 32;
+const LARGE_COLUMNS = 32;
+const LARGE_WG_X = 8;
+/** The rows (M) where "auto" picks the large register kernel on a software adapter. */
+const LARGE_MIN_M = 32;
+const LARGE_MAX_M = 128;
+/**
+ * ... and only with at least this many 32 × 32 blocks: with fewer, lavapipe's two threads
+ * get too few SIMD groups of 8 threads (measured at M = 64: N = 64 and 128 lose, 172 ties,
+ * 256 and up win).
+ */
+const LARGE_MIN_BLOCKS = 16;
 
 /** The problem one dispatch solves, in elements (see the Params struct in the kernel). */
 interface Problem {
@@ -66,20 +83,50 @@ function vec4Fit(p: Problem): boolean {
   return aRow % 4 === 0 && bRow % 4 === 0 && p.N % 4 === 0;
 }
 
+/**
+ * Whether "auto" picks registers-large over registers-vec4 on a software adapter: where it
+ * was measured to win (a decode step's x·Wᵀ, M = 32..128 rows; kernels/matmul.wgsl). Below,
+ * most of its 32 rows would be wasted; bigger products keep the choice made before it (other
+ * transposes and large M were not tuned, and each set of flags costs a ~6 s cold build).
+ */
+function largeFits(p: Problem, accumulate: boolean): boolean {
+  const blocks = Math.ceil(p.M / LARGE_ROWS) * Math.ceil(p.N / LARGE_COLUMNS);
+  return largeForm(p, accumulate) && p.M >= LARGE_MIN_M && p.M <= LARGE_MAX_M &&
+    blocks >= LARGE_MIN_BLOCKS;
+}
+
+/** The one form registers-large does: c = a · b^T, overwriting c (one pipeline to build). */
+function largeForm(p: Problem, accumulate: boolean): boolean {
+  return !p.transposeA && p.transposeB && !accumulate;
+}
+
 function isSoftware(ctx: GpuContext): boolean {
   return ctx.adapter.isFallback;
 }
 
-function chooseVariant(ctx: GpuContext, p: Problem, asked: MatmulVariant): MatmulVariant {
-  if (asked === "registers-vec4" && !vec4Fit(p)) {
+function chooseVariant(
+  ctx: GpuContext,
+  p: Problem,
+  accumulate: boolean,
+  asked: MatmulVariant,
+): MatmulVariant {
+  if (asked === "registers-large" && !largeForm(p, accumulate)) {
     throw new Error(
-      `matmul: the registers-vec4 variant needs 4-aligned rows of A, B and C as stored ` +
+      `matmul: the registers-large variant only does c = a · b^T (transposeB, no ` +
+        `transposeA, no accumulate): M=${p.M}, N=${p.N}, K=${p.K}, ` +
+        `transposeA=${p.transposeA}, transposeB=${p.transposeB}, accumulate=${accumulate}`,
+    );
+  }
+  if ((asked === "registers-vec4" || asked === "registers-large") && !vec4Fit(p)) {
+    throw new Error(
+      `matmul: the ${asked} variant needs 4-aligned rows of A, B and C as stored ` +
         `(M=${p.M}, N=${p.N}, K=${p.K}, transposeA=${p.transposeA}, ` +
         `transposeB=${p.transposeB})`,
     );
   }
   if (asked !== "auto") return asked;
-  return isSoftware(ctx) && vec4Fit(p) ? "registers-vec4" : "tiled";
+  if (!isSoftware(ctx) || !vec4Fit(p)) return "tiled";
+  return largeFits(p, accumulate) ? "registers-large" : "registers-vec4";
 }
 
 /** Records one dispatch of the kernel for `p`, writing (or adding to) `out`. */
@@ -102,7 +149,7 @@ function record(
     }
     return;
   }
-  const variant = chooseVariant(ctx, p, asked);
+  const variant = chooseVariant(ctx, p, accumulate, asked);
   const params = new Params()
     .u32(p.M).u32(p.N).u32(p.K)
     .u32(p.aBatchStride).u32(p.bBatchStride).u32(p.cBatchStride)
@@ -124,6 +171,21 @@ function record(
       workgroups: [
         Math.ceil(p.N / (REGISTER_BLOCK * REG_WG_X)),
         Math.ceil(p.M / (REGISTER_BLOCK * REG_WG_Y)),
+        p.batches,
+      ],
+    });
+  } else if (variant === "registers-large") {
+    ctx.dispatch({
+      name: "matmul",
+      source,
+      entry: "matmul_registers_large",
+      constants: { ...flags, LARGE_WG_X },
+    }, {
+      params,
+      tensors: [a, b, out],
+      workgroups: [
+        Math.ceil(p.N / (LARGE_COLUMNS * LARGE_WG_X)),
+        Math.ceil(p.M / LARGE_ROWS),
         p.batches,
       ],
     });
