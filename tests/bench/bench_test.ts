@@ -9,8 +9,7 @@ import { markdownTable } from "../../bench/compare.ts";
 import { createBenchModels } from "../../bench/models.ts";
 import { benchTrainStepModel } from "../../bench/train_step.ts";
 import { assert, assertEquals, testGpu, withTempDir } from "../helpers.ts";
-
-const PYTHON = Deno.env.get("RMT_PYTHON") ?? "python3";
+import { HF_REQUIRED, hfAvailable, PYTHON } from "../python.ts";
 
 /** Every listed field is a finite number > 0 (or ≥ 0 where `zeroOk`). */
 function assertPositive(what: string, object: object, fields: string[], zeroOk: string[] = []) {
@@ -83,24 +82,7 @@ Deno.test("bench: promptIds and the comparison table", () => {
   assert(table.includes("| y | 1 / 65 | — |  |  |  |"), table);
 });
 
-async function hfAvailable(): Promise<boolean> {
-  try {
-    const probe = "import importlib.util as u, sys\n" +
-      "sys.exit(0 if all(u.find_spec(m) for m in ('torch', 'transformers')) else 1)";
-    const r = await new Deno.Command(PYTHON, {
-      args: ["-c", probe],
-      stdout: "null",
-      stderr: "null",
-    })
-      .output();
-    return r.success;
-  } catch {
-    return false;
-  }
-}
-
 const HF_AVAILABLE = await hfAvailable();
-const HF_REQUIRED = Deno.env.get("RMT_REQUIRE_HF") === "1";
 
 Deno.test({
   name: HF_AVAILABLE || HF_REQUIRED

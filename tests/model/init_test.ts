@@ -25,6 +25,7 @@ import { END_OF_TEXT, TextTokenizer, THINK_END, THINK_START } from "../../lib/mo
 import { WEIGHTS_FILE } from "../../lib/model/weights.ts";
 import { AssertionError } from "../helpers.ts";
 import { assert, assertEquals, assertUserError, withTempDir } from "./model_helpers.ts";
+import { HF_REQUIRED, hfAvailable, PYTHON } from "../python.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -371,28 +372,9 @@ Deno.test("init: the single-file bundle creates a model from an empty directory"
 
 // ---- Hugging Face transformers -------------------------------------------------------------
 
-const PYTHON = Deno.env.get("RMT_PYTHON") ?? "python3";
 const PIP = "pip install torch transformers safetensors";
 
-/** Whether python3 can find torch and transformers (without importing them). */
-async function hfAvailable(): Promise<boolean> {
-  const probe = "import importlib.util as u, sys; " +
-    "sys.exit(0 if all(u.find_spec(m) for m in ('torch', 'transformers')) else 1)";
-  try {
-    const r = await new Deno.Command(PYTHON, {
-      args: ["-c", probe],
-      stdout: "null",
-      stderr: "null",
-    })
-      .output();
-    return r.success;
-  } catch {
-    return false; // no python3 at all
-  }
-}
-
 const HF_AVAILABLE = await hfAvailable();
-const HF_REQUIRED = Deno.env.get("RMT_REQUIRE_HF") === "1";
 
 /** Loads each folder with the Auto classes; prints one JSON object per folder. */
 const HF_LOAD = `
