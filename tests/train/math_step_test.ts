@@ -525,8 +525,7 @@ Deno.test("math_step: bad input fails before step 1 and leaves no run folder", a
     );
     await assertNoRun(`${dir}/none`);
 
-    // A problem whose prompt and response cannot fit max_context: refused while setting up.
-    const problems = await loadMathSet(mathFile);
+    // No problem whose prompt and response fit max_context: refused while setting up.
     const long: MathProblem = {
       question: `${"Compute 1 + 2 + 3 + 4. ".repeat(8)}\nThen?`,
       answer: "1",
