@@ -49,10 +49,10 @@ interface PipelineState {
   done: Record<string, string>;
   /** Seconds each stage took (summed over runs). */
   seconds: Record<string, number>;
-  /** The steps scale and the evaluation sizes it runs with (a continued run must use the same). */
-  steps_scale: number;
-  samples: { next_token: number; math: number | null };
-  /** What each finished stage ran with (a hash of its resolved config, or its settings). */
+  /**
+   * What each finished stage ran with (a hash of its resolved config, or its settings): a
+   * continued run whose settings differ (a config, --steps-scale, --samples) is refused.
+   */
   fingerprints?: Record<string, string>;
 }
 
@@ -88,12 +88,7 @@ async function writeJson(path: string, value: unknown): Promise<void> {
   await Deno.rename(`${path}.tmp`, path);
 }
 
-async function readState(
-  out: string,
-  name: string,
-  scale: number,
-  samples: PipelineState["samples"],
-): Promise<PipelineState> {
+async function readState(out: string, name: string): Promise<PipelineState> {
   const path = `${out}/${STATE_FILE}`;
   if (!(await pathExists(path))) {
     if (await pathExists(out)) {
@@ -101,7 +96,7 @@ async function readState(
         throw new UserError(`--out ${out}: exists and is not a pipeline folder (no ${STATE_FILE})`);
       }
     }
-    return { pipeline: name, done: {}, seconds: {}, steps_scale: scale, samples };
+    return { pipeline: name, done: {}, seconds: {}, fingerprints: {} };
   }
   let state: PipelineState;
   try {
@@ -115,17 +110,6 @@ async function readState(
       `--out ${out}: holds pipeline '${state.pipeline}', not '${name}' (use another folder)`,
     );
   }
-  if (state.steps_scale !== scale) {
-    throw new UserError(
-      `--out ${out}: was started with --steps-scale ${state.steps_scale}, not ${scale}`,
-    );
-  }
-  if (JSON.stringify(state.samples) !== JSON.stringify(samples)) {
-    throw new UserError(
-      `--out ${out}: was started evaluating ${JSON.stringify(state.samples)} samples, not ` +
-        `${JSON.stringify(samples)} (use the same --samples)`,
-    );
-  }
   return state;
 }
 
@@ -136,10 +120,7 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
   const log = options.log ?? ((line: string) => console.log(line));
   const indent = (line: string) => log(`  ${line}`);
   const scale = options.stepsScale ?? 1;
-  const state = await readState(out, p.name, scale, {
-    next_token: p.eval.samples,
-    math: p.mathEval?.samples ?? null,
-  });
+  const state = await readState(out, p.name);
   await Deno.mkdir(out, { recursive: true });
   await writeJson(`${out}/${STATE_FILE}`, state);
   const save = () => writeJson(`${out}/${STATE_FILE}`, state);
