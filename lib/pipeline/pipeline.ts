@@ -130,33 +130,43 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
   /**
    * Runs a stage once: skipped when done (its output still there) with the same settings
    * (`fingerprint`); done with other settings, refused (its results would mix with the new
-   * ones); timed and recorded.
+   * ones); timed and recorded. `partial`: what a half-done run of it leaves (a training run's
+   * run.json).
    */
   const stage = async (
     name: string,
     title: string,
     fingerprint: string,
     run: () => Promise<string>,
+    partial?: string,
   ) => {
     const fingerprints = state.fingerprints ??= {};
     const done = state.done[name];
-    if (done !== undefined && await pathExists(done)) {
-      if ((fingerprints[name] ?? fingerprint) !== fingerprint) {
-        throw new UserError(
-          `stage ${name} of ${out} was run with other settings than the pipeline now gives ` +
-            "(a config changed): restore them, or use a new --out",
-        );
-      }
-      log(`[done] ${name}: ${done}`);
-      return done;
+    // Recorded when the stage starts: a stage run, or begun and left half done (a training run
+    // folder to continue), with other settings is refused; one that failed before leaving
+    // anything may run again with new ones.
+    const finished = done !== undefined && await pathExists(done);
+    const begun = finished || (partial !== undefined && await pathExists(partial));
+    if (begun && (fingerprints[name] ?? fingerprint) !== fingerprint) {
+      const what = finished ? done : partial!.slice(0, partial!.lastIndexOf("/"));
+      throw new UserError(
+        `stage ${name} of ${out} was ${finished ? "run" : "started"} with other settings than ` +
+          `the pipeline now gives (a config changed): restore them, remove ${what} to run the ` +
+          "stage again, or use a new --out",
+      );
     }
+    if (finished) {
+      log(`[done] ${name}: ${done}`);
+      return done!;
+    }
+    fingerprints[name] = fingerprint;
+    await save();
     log(`\n[${name}] ${title}`);
     const t0 = performance.now();
     const output = await run();
     const seconds = (performance.now() - t0) / 1000;
     state.seconds[name] = (state.seconds[name] ?? 0) + seconds;
     state.done[name] = output;
-    fingerprints[name] = fingerprint;
     await save();
     indent(`${name}: ${formatDuration(seconds)} → ${output}`);
     return output;
@@ -205,7 +215,7 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineOut
         throw new Stopped(result.exitCode || 130);
       }
       return result.checkpoint;
-    });
+    }, `${runDir}/run.json`);
   };
 
   try {

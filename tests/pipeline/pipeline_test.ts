@@ -146,6 +146,19 @@ Deno.test("pipeline: every stage, the three tables, and a SIGINT-stopped run con
     assertEquals(why.trim().split("\n").length, 1, "one line");
     await Deno.writeTextFile(`${dir}/mid.yaml`, mid);
 
+    // A stage begun (its run folder there, not finished) and then changed: the same refusal.
+    const state = JSON.parse(await Deno.readTextFile(`${out}/pipeline.json`));
+    delete state.done["posttrain/base"];
+    await Deno.writeTextFile(`${out}/pipeline.json`, JSON.stringify(state));
+    const post = await Deno.readTextFile(`${dir}/posttrain.yaml`);
+    await Deno.writeTextFile(`${dir}/posttrain.yaml`, post.replace("lr: 3.0e-4", "lr: 2.0e-4"));
+    const begun = await rmtPipeline(file, out).output();
+    const begunWhy = decode(begun.stderr);
+    assertEquals(begun.code, 2, begunWhy);
+    assert(begunWhy.includes("stage posttrain/base") && begunWhy.includes("started"), begunWhy);
+    assert(begunWhy.includes(`remove ${out}/posttrain/base`), begunWhy);
+    await Deno.writeTextFile(`${dir}/posttrain.yaml`, post);
+
     // A torn state file: one line too.
     await Deno.writeTextFile(`${out}/pipeline.json`, '{"pipeline": "tiny-te');
     const torn = await rmtPipeline(file, out).output();
