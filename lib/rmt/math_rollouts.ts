@@ -17,7 +17,13 @@ import type { MathProblem } from "../data/math_set.ts";
 import { type TextTokenizer, THINK_END } from "../model/tokenizer.ts";
 import { Rng } from "../ref/random.ts";
 import { type MathPromptFormat, mathPromptText, parseMathResponse } from "./math_prompts.ts";
-import { decodeGenerated, type Generator, stopTokenIds } from "./rollouts.ts";
+import {
+  decodeGenerated,
+  generateGroups,
+  type Generator,
+  type GroupSampling,
+  stopTokenIds,
+} from "./rollouts.ts";
 
 /** How prompts are written and responses read, for one tokenizer. */
 export interface MathCodec {
@@ -94,21 +100,8 @@ export interface MathResponseResult {
   reasoningLength: number;
 }
 
-export interface MathSampling {
-  /** G: responses per problem. */
-  groupSize: number;
-  maxNewTokens: number;
-  temperature: number;
-  topK: number;
-  topP: number;
-  seed: number;
-  /** The optimizer step (places the Philox rows: t·R + i·G + g). */
-  step: number;
-  /** R: rows per step (default problems · G). */
-  rowsPerStep?: number;
-  /** Problems per generation call (default all). */
-  problemsPerCall?: number;
-}
+/** How math responses are sampled: the groups' settings; the codec gives the stop tokens. */
+export type MathSampling = Omit<GroupSampling, "stopTokens">;
 
 export interface MathResponses {
   /** problems × G results, problem-major. */
@@ -171,47 +164,21 @@ export async function sampleMathResponses(
   codec: MathCodec,
   s: MathSampling,
 ): Promise<MathResponses> {
-  const G = s.groupSize;
-  const perCall = Math.max(1, s.problemsPerCall ?? problems.length);
-  const rowsPerStep = s.rowsPerStep ?? problems.length * G;
-  const responses: MathResponseResult[] = [];
-  let readbacks = 0;
-  let calls = 0;
-  for (let first = 0; first < problems.length; first += perCall) {
-    const count = Math.min(perCall, problems.length - first);
-    const callPrompts: (readonly number[])[] = [];
-    const rowIds: number[] = [];
-    for (let k = 0; k < count; k++) {
-      for (let g = 0; g < G; g++) {
-        callPrompts.push(prompts[first + k]);
-        rowIds.push(s.step * rowsPerStep + (first + k) * G + g);
-      }
-    }
-    const result = await generator(callPrompts, {
-      maxNewTokens: s.maxNewTokens,
-      temperature: s.temperature,
-      topK: s.topK,
-      topP: s.topP,
-      seed: s.seed,
-      stopTokens: codec.stopTokens,
-      rowIds,
-      rngStep: 0,
-    });
-    calls++;
-    readbacks += result.readbacks ?? 0;
-    result.tokens.forEach((tokens, row) => {
-      const problem = first + Math.floor(row / G);
-      const parsed = parseMathResponse(tokens, codec.thinkEnd, codec.stopTokens, codec.decode);
-      responses.push({
-        problem,
-        tokens,
-        logprobs: result.logprobs[row],
-        answer: parsed.answer,
-        correct: parsed.answer !== null && answersMatch(parsed.answer, problems[problem].answer),
-        reasoningLength: parsed.reasoningLength,
-      });
-    });
-  }
+  const { rows, readbacks, calls } = await generateGroups(generator, prompts, {
+    ...s,
+    stopTokens: codec.stopTokens,
+  });
+  const responses = rows.map(({ problem, tokens, logprobs }): MathResponseResult => {
+    const parsed = parseMathResponse(tokens, codec.thinkEnd, codec.stopTokens, codec.decode);
+    return {
+      problem,
+      tokens,
+      logprobs,
+      answer: parsed.answer,
+      correct: parsed.answer !== null && answersMatch(parsed.answer, problems[problem].answer),
+      reasoningLength: parsed.reasoningLength,
+    };
+  });
   return { responses, readbacks, calls };
 }
 

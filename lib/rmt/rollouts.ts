@@ -392,6 +392,97 @@ export function parseRollout(tokens: readonly number[], format: RolloutFormat, c
   return { parsed: withinCap ? parsed : { ...parsed, parseable: false }, scored };
 }
 
+/** One generated row of a group: its prompt's index, the ids and their log π_old. */
+export interface GroupRow {
+  problem: number;
+  tokens: number[];
+  logprobs: number[];
+}
+
+/** How generateGroups samples: the generation settings and how rows get their Philox ids. */
+export interface GroupSampling {
+  /** G: rows per prompt. */
+  groupSize: number;
+  /** Prompts per generation call (default all). */
+  problemsPerCall?: number;
+  /** R: rows per step at most (default prompts · G). */
+  rowsPerStep?: number;
+  /** The optimizer step t. */
+  step: number;
+  maxNewTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  seed: number;
+  stopTokens: readonly number[];
+}
+
+/**
+ * G rows per prompt (the corpus rollouts' and the math responses' groups), generated in calls
+ * of `problemsPerCall` prompts; row g of prompt i samples with Philox row t·R + i·G + g (see the
+ * top of this file), so the rows do not depend on how the prompts are split into calls.
+ * Returns the rows prompt-major, and the calls and readbacks made.
+ */
+export async function generateGroups(
+  generator: Generator,
+  prompts: readonly (readonly number[])[],
+  s: GroupSampling,
+): Promise<{ rows: GroupRow[]; calls: number; readbacks: number }> {
+  const G = s.groupSize;
+  const perCall = Math.max(1, s.problemsPerCall ?? prompts.length);
+  const rowsPerStep = s.rowsPerStep ?? prompts.length * G;
+  if (prompts.length * G > rowsPerStep || (s.step + 1) * rowsPerStep > 2 ** 32) {
+    throw new Error(
+      `generateGroups: ${prompts.length} × ${G} rows at step ${s.step} do not fit the ` +
+        `32-bit Philox row ids (R = ${rowsPerStep} per step)`,
+    );
+  }
+  const rows: GroupRow[] = [];
+  let calls = 0;
+  let readbacks = 0;
+  for (let first = 0; first < prompts.length; first += perCall) {
+    const count = Math.min(perCall, prompts.length - first);
+    const callPrompts: (readonly number[])[] = [];
+    const rowIds: number[] = [];
+    for (let k = 0; k < count; k++) {
+      for (let g = 0; g < G; g++) {
+        callPrompts.push(prompts[first + k]);
+        rowIds.push(s.step * rowsPerStep + (first + k) * G + g);
+      }
+    }
+    const result = await generator(callPrompts, {
+      maxNewTokens: s.maxNewTokens,
+      temperature: s.temperature,
+      topK: s.topK,
+      topP: s.topP,
+      seed: s.seed,
+      stopTokens: s.stopTokens,
+      rowIds,
+      rngStep: 0,
+    });
+    calls++;
+    readbacks += result.readbacks ?? 0;
+    if (
+      result.tokens.length !== callPrompts.length || result.logprobs.length !== callPrompts.length
+    ) {
+      throw new Error(
+        `generateGroups: the generator returned ${result.tokens.length} rows for ` +
+          `${callPrompts.length} prompts`,
+      );
+    }
+    result.tokens.forEach((tokens, row) => {
+      const logprobs = result.logprobs[row];
+      if (logprobs.length !== tokens.length) {
+        throw new Error(
+          `generateGroups: row ${row}: ${tokens.length} ids, ${logprobs.length} log-probs`,
+        );
+      }
+      rows.push({ problem: first + Math.floor(row / G), tokens, logprobs });
+    });
+  }
+  return { rows, calls, readbacks };
+}
+
 /** Generates, parses and rewards G rollouts per problem; advantages per group. */
 export async function runRollouts(
   generator: Generator,
@@ -401,75 +492,32 @@ export async function runRollouts(
 ): Promise<RolloutBatch> {
   const G = s.groupSize;
   const stopTokens = format.kind === "compact" ? [format.endOfText] : [...format.stopTokens];
-  const perCall = Math.max(1, s.problemsPerCall ?? problems.length);
-  const rowsPerStep = s.rowsPerStep ?? problems.length * G;
-  if (problems.length * G > rowsPerStep || (s.step + 1) * rowsPerStep > 2 ** 32) {
-    throw new Error(
-      `runRollouts: ${problems.length} × ${G} rollouts at step ${s.step} do not fit the ` +
-        `32-bit Philox row ids (R = ${rowsPerStep} per step)`,
+  const generated = await generateGroups(generator, problems.map((p) => p.prompt), {
+    groupSize: G,
+    problemsPerCall: s.problemsPerCall,
+    rowsPerStep: s.rowsPerStep,
+    step: s.step,
+    maxNewTokens: maxNewTokens(s.cap, format),
+    temperature: s.temperature,
+    topK: s.topK,
+    topP: s.topP,
+    seed: s.seed,
+    stopTokens,
+  });
+  const { calls, readbacks } = generated;
+  const rollouts: Rollout[] = generated.rows.map(({ problem: problemIndex, tokens, logprobs }) => {
+    const problem = problems[problemIndex];
+    const { parsed, scored } = parseRollout(tokens, format, s.cap);
+    const match = matchReward(parsed, problem, format, s.reward, s.leadingSpace);
+    const reward = rolloutReward(
+      match,
+      parsed.parseable,
+      parsed.reasoningLength,
+      s.budget,
+      s.rewards,
     );
-  }
-  const rollouts: Rollout[] = [];
-  let calls = 0;
-  let readbacks = 0;
-  for (let first = 0; first < problems.length; first += perCall) {
-    const slice = problems.slice(first, first + perCall);
-    const prompts: number[][] = [];
-    const rowIds: number[] = [];
-    slice.forEach((problem, k) => {
-      for (let g = 0; g < G; g++) {
-        prompts.push(problem.prompt);
-        rowIds.push(s.step * rowsPerStep + (first + k) * G + g);
-      }
-    });
-    const result = await generator(prompts, {
-      maxNewTokens: maxNewTokens(s.cap, format),
-      temperature: s.temperature,
-      topK: s.topK,
-      topP: s.topP,
-      seed: s.seed,
-      stopTokens,
-      rowIds,
-      rngStep: 0,
-    });
-    calls++;
-    readbacks += result.readbacks ?? 0;
-    if (result.tokens.length !== prompts.length || result.logprobs.length !== prompts.length) {
-      throw new Error(
-        `runRollouts: the generator returned ${result.tokens.length} rollouts for ` +
-          `${prompts.length} prompts`,
-      );
-    }
-    prompts.forEach((_, row) => {
-      const problemIndex = first + Math.floor(row / G);
-      const problem = problems[problemIndex];
-      const tokens = result.tokens[row];
-      const logprobs = result.logprobs[row];
-      if (logprobs.length !== tokens.length) {
-        throw new Error(
-          `runRollouts: rollout ${row}: ${tokens.length} ids, ${logprobs.length} log-probs`,
-        );
-      }
-      const { parsed, scored } = parseRollout(tokens, format, s.cap);
-      const match = matchReward(parsed, problem, format, s.reward, s.leadingSpace);
-      const reward = rolloutReward(
-        match,
-        parsed.parseable,
-        parsed.reasoningLength,
-        s.budget,
-        s.rewards,
-      );
-      rollouts.push({
-        problem: problemIndex,
-        tokens,
-        logprobs,
-        scored,
-        parsed,
-        reward,
-        advantage: 0,
-      });
-    });
-  }
+    return { problem: problemIndex, tokens, logprobs, scored, parsed, reward, advantage: 0 };
+  });
   const { advantages, zeroAdvantageGroups, groups } = problems.length === 0
     ? { advantages: new Float64Array(0), zeroAdvantageGroups: 0, groups: 0 }
     : batchAdvantages(rollouts.map((r) => r.reward.reward), G, s.delta, s.std);
