@@ -14,7 +14,7 @@ import type { GpuContext } from "../gpu/context.ts";
 import { Params } from "../gpu/params.ts";
 import { shapeString, type Tensor } from "../gpu/tensor.ts";
 import source from "../../kernels/cross_entropy.wgsl" with { type: "text" };
-import { DEFAULT_TOP_K, MAX_TOP_K, topKEntropy } from "./topk_entropy.ts";
+import { DEFAULT_TOP_K, logitRows, MAX_TOP_K, topKEntropy } from "./topk_entropy.ts";
 
 export { DEFAULT_TOP_K, MAX_TOP_K };
 
@@ -66,19 +66,7 @@ function rowsOf(
   targets: Tensor<"u32">,
   targetsName: string,
 ): { rowShape: number[]; rows: number; vocab: number } {
-  if (logits.shape.length < 1 || logits.dtype !== "f32") {
-    throw new Error(
-      `${op}: logits must be f32 [..., V] (got ${logits.dtype} ` +
-        `${shapeString(logits.shape)})`,
-    );
-  }
-  const vocab = logits.shape[logits.shape.length - 1];
-  const rowShape = logits.shape.slice(0, -1);
-  const rows = rowShape.reduce((a, b) => a * b, 1);
-  if (vocab < 1) throw new Error(`${op}: logits ${shapeString(logits.shape)} have no columns`);
-  if (rows * vocab > 0xffffffff) {
-    throw new Error(`${op}: logits ${shapeString(logits.shape)} exceed 2^32 elements`);
-  }
+  const { rowShape, rows, vocab } = logitRows(op, logits);
   if (targets.dtype !== "u32" || targets.size !== rows) {
     throw new Error(
       `${op}: ${targetsName} ${targets.dtype} ${shapeString(targets.shape)} must ` +

@@ -100,17 +100,13 @@ function checkOptions(
 }
 
 /**
- * logits: [..., V] f32 → entropy: [...] f32, the top-k entropy of each row in nats:
- * q = softmax(the k largest logits / T) (ties: the smaller index first; all V when k > V),
- * H = −Σ q log q. A row whose largest logit is ±inf gives NaN; NaN logits give an
- * unspecified value. Rows of more than 64 · 65,535 logits are refused.
+ * Checks logits [..., V] (f32, V ≥ 1, at most 2^32 elements, the kernels' index range); returns
+ * the row shape, the rows and V. op names the caller in errors.
  */
-export function topKEntropy(
-  ctx: GpuContext,
+export function logitRows(
+  op: string,
   logits: Tensor<"f32">,
-  options: TopKEntropyOptions = {},
-): Tensor<"f32"> {
-  const op = "topKEntropy";
+): { rowShape: number[]; rows: number; vocab: number } {
   if (logits.shape.length < 1 || logits.dtype !== "f32") {
     throw new Error(
       `${op}: logits must be f32 [..., V] (got ${logits.dtype} ${shapeString(logits.shape)})`,
@@ -123,6 +119,22 @@ export function topKEntropy(
   if (rows * vocab > 0xffffffff) {
     throw new Error(`${op}: logits ${shapeString(logits.shape)} exceed 2^32 elements`);
   }
+  return { rowShape, rows, vocab };
+}
+
+/**
+ * logits: [..., V] f32 → entropy: [...] f32, the top-k entropy of each row in nats:
+ * q = softmax(the k largest logits / T) (ties: the smaller index first; all V when k > V),
+ * H = −Σ q log q. A row whose largest logit is ±inf gives NaN; NaN logits give an
+ * unspecified value. Rows of more than 64 · 65,535 logits are refused.
+ */
+export function topKEntropy(
+  ctx: GpuContext,
+  logits: Tensor<"f32">,
+  options: TopKEntropyOptions = {},
+): Tensor<"f32"> {
+  const op = "topKEntropy";
+  const { rowShape, rows, vocab } = logitRows(op, logits);
   const { invT, k, threadsLog2 } = checkOptions(op, rows, vocab, options);
   const entropy = ctx.empty(rowShape, "f32");
   ctx.dispatch({
