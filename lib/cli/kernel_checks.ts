@@ -59,12 +59,12 @@ async function readAndRelease(ctx: GpuContext, tensors: Tensor[]) {
 
 export const KERNEL_CHECKS: KernelCheck[] = [
   {
-    name: "matmul (all transposes, both kernels)",
+    name: "matmul (all transposes, three kernels)",
     run: async (ctx, seed) => {
       const rng = new Rng(seed);
       const [M, K, N] = [36, 68, 52]; // 4-aligned, so the vec4 kernel can run too
       let worst = 0;
-      for (const variant of ["registers-vec4", "tiled"] as const) {
+      for (const variant of ["registers-vec4", "tiled", "textures"] as const) {
         for (const transposeA of [false, true]) {
           for (const transposeB of [false, true]) {
             const aShape = transposeA ? [K, M] : [M, K];

@@ -4,7 +4,8 @@
 //
 // Binding convention for every kernel: if the op passes params, binding 0 is the
 // `var<uniform> params` struct and the tensors follow at bindings 1..n; otherwise the
-// tensors take bindings 0..n-1, in the order the op passes them.
+// tensors take bindings 0..n-1, in the order the op passes them; staging textures, if any,
+// come after the tensors.
 
 import { type AdapterSummary, openDevice } from "./device.ts";
 import { GpuError } from "./errors.ts";
@@ -12,6 +13,7 @@ import { type Kernel, PipelineCache } from "./kernel.ts";
 import type { Params } from "./params.ts";
 import { BufferPool, POOL_USAGE } from "./pool.ts";
 import { BYTES_PER_ELEMENT, type DType, numel, Tensor, type TypedArrayOf } from "./tensor.ts";
+import { StagingTextures } from "./textures.ts";
 import { UniformArena } from "./uniforms.ts";
 
 /** What a user can lower when the GPU runs out of memory (said in every such message). */
@@ -23,6 +25,8 @@ export type Workgroups = readonly [number, number?, number?];
 export interface DispatchArgs {
   params?: Params;
   tensors: readonly Tensor[];
+  /** Staging textures (ctx.staging), bound after the tensors. */
+  textures?: readonly GPUTexture[];
   workgroups: Workgroups;
 }
 
@@ -40,6 +44,7 @@ function arrayFor(dtype: DType, buffer: ArrayBuffer, length: number): TypedArray
 export class GpuContext {
   readonly pool: BufferPool;
   readonly pipelines: PipelineCache;
+  readonly staging: StagingTextures;
   readonly #uniforms: UniformArena;
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
@@ -57,6 +62,7 @@ export class GpuContext {
       return device.createBuffer({ size, usage: POOL_USAGE });
     }, device.limits.maxBufferSize);
     this.pipelines = new PipelineCache(device);
+    this.staging = new StagingTextures(device);
     this.#uniforms = new UniformArena(device, device.limits.minUniformBufferOffsetAlignment);
     device.addEventListener("uncapturederror", (event) => {
       const error = (event as GPUUncapturedErrorEvent).error;
@@ -167,6 +173,24 @@ export class GpuContext {
     this.#currentEncoder().copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, src.size * 4);
   }
 
+  /**
+   * Records a copy of `src`'s first height × width·4 floats into the top-left width × height
+   * texels of an rgba32float staging texture (row y = floats y·width·4 ..). width·16 must be
+   * a multiple of 256 bytes (WebGPU's bytesPerRow alignment).
+   */
+  copyToTexture(src: Tensor, texture: GPUTexture, width: number, height: number): void {
+    if ((width * 16) % 256 !== 0 || width * height * 4 > src.size) {
+      throw new Error(`copyToTexture: ${width} × ${height} texels do not fit the copy rules`);
+    }
+    if (width === 0 || height === 0) return;
+    this.#endPass();
+    this.#currentEncoder().copyBufferToTexture(
+      { buffer: src.buffer, bytesPerRow: width * 16 },
+      { texture },
+      [width, height],
+    );
+  }
+
   // ---- recording -----------------------------------------------------------------
 
   #currentEncoder(): GPUCommandEncoder {
@@ -202,6 +226,9 @@ export class GpuContext {
         binding: first + i,
         resource: { buffer: t.buffer, offset: 0, size: t.byteLength },
       });
+    });
+    args.textures?.forEach((t, i) => {
+      entries.push({ binding: first + args.tensors.length + i, resource: this.staging.view(t) });
     });
     const bindGroup = this.device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),

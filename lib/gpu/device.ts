@@ -17,6 +17,7 @@ const RAISED_LIMITS = [
   "maxComputeWorkgroupsPerDimension",
   "maxBindingsPerBindGroup",
   "maxUniformBufferBindingSize",
+  "maxTextureDimension2D",
 ] as const;
 
 const OPTIONAL_FEATURES: GPUFeatureName[] = ["shader-f16", "timestamp-query"];

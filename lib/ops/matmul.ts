@@ -9,22 +9,24 @@
 // y = x · W^T: matmul(ctx, x, W, { transposeB: true }); its backward is dX = dY · W and
 // dW = dY^T · X (transposeA). A 2-D operand next to a batched one is shared by the batch.
 //
-// Three kernels (see kernels/matmul.wgsl): "registers-vec4" (register tiling with vec4 loads
-// and stores, 16 × 16 of C per thread; the fast one on lavapipe, needs 4-aligned rows),
-// "registers-large" (the same with 32 × 32 per thread: fewer loads per FMA; it only does
-// c = a · b^T without accumulation, a decode step's x·Wᵀ) and "tiled" (workgroup-memory
-// tiling, any shape: the one for real GPUs). `variant: "auto"` on a software adapter with
-// aligned rows picks registers-large for x·Wᵀ with 32 ≤ M ≤ 128 and N big enough to keep
-// both CPU threads busy, registers-vec4 otherwise; tiled on real GPUs and for unaligned
-// shapes. On lavapipe an unaligned shape is about 3× slower: keep model dimensions
-// (vocabulary included) multiples of 4.
+// Four kernels (see kernels/matmul.wgsl and kernels/matmul_textures.wgsl): "textures" (both
+// operands copied into rgba32float storage textures, then 16 × 8 of C per thread from texel
+// loads: the fast one on lavapipe, any shape, unbatched products), "registers-vec4" (register
+// tiling with vec4 loads and stores, 16 × 16 of C per thread, needs 4-aligned rows),
+// "registers-large" (the same with 32 × 32 per thread; it only does c = a · b^T without
+// accumulation) and "tiled" (workgroup-memory tiling, any shape: the one for real GPUs).
+// `variant: "auto"` on a software adapter picks textures for products of 192 rows and more
+// where the texture sizes allow it (one batch, M, N and K within maxTextureDimension2D), else registers-large for x·Wᵀ with
+// 32 ≤ M ≤ 128 and N big enough to keep both CPU threads busy, else registers-vec4 for
+// aligned rows, else tiled; tiled on real GPUs.
 
 import type { GpuContext } from "../gpu/context.ts";
 import { Params } from "../gpu/params.ts";
 import { shapeString, type Tensor } from "../gpu/tensor.ts";
 import source from "../../kernels/matmul.wgsl" with { type: "text" };
+import texturesSource from "../../kernels/matmul_textures.wgsl" with { type: "text" };
 
-export type MatmulVariant = "auto" | "registers-vec4" | "tiled" | "registers-large";
+export type MatmulVariant = "auto" | "registers-vec4" | "tiled" | "registers-large" | "textures";
 
 export interface MatmulOptions {
   transposeA?: boolean;
@@ -59,6 +61,20 @@ const LARGE_MAX_M = 128;
  * 256 and up win).
  */
 const LARGE_MIN_BLOCKS = 16;
+/** Texture kernel: a thread computes 16 × 8 of C; TEX_WG_X × TEX_WG_Y threads per group. */
+const TEX_ROWS = 16;
+const TEX_COLUMNS = 8;
+const TEX_WG_X = 8;
+const TEX_WG_Y = 8;
+/**
+ * "auto" picks textures from this many rows up: below, packing B (a weight, often) costs more
+ * than the texel loads save (measured at M = 64 and 128: registers-large and registers-vec4
+ * win; at 256 and up textures win, by 1.3–1.8× at 512).
+ */
+const TEXTURES_MIN_M = 192;
+/** The staging-texture slots of the two operands (ctx.staging). */
+const SLOT_A = 0;
+const SLOT_B = 1;
 
 /** The problem one dispatch solves, in elements (see the Params struct in the kernel). */
 interface Problem {
@@ -104,6 +120,23 @@ function isSoftware(ctx: GpuContext): boolean {
   return ctx.adapter.isFallback;
 }
 
+/** The texture heights a texture product needs: M and N rounded up to what it dispatches. */
+function textureRows(p: Problem): { aRows: number; bRows: number; texels: number } {
+  return {
+    aRows: Math.ceil(p.M / (TEX_ROWS * TEX_WG_Y)) * TEX_ROWS * TEX_WG_Y,
+    bRows: Math.ceil(p.N / (TEX_COLUMNS * TEX_WG_X)) * TEX_COLUMNS * TEX_WG_X,
+    texels: Math.ceil(p.K / 4),
+  };
+}
+
+/** Whether the texture kernel can do `p`: one product (no batches) within the texture size. */
+function texturesFit(ctx: GpuContext, p: Problem): boolean {
+  const { aRows, bRows } = textureRows(p);
+  const max = ctx.limits.maxTextureDimension2D;
+  // Texture sides: rows (or rows/4) one way, K/4 (or K, k-major) the other.
+  return p.batches === 1 && p.sumBatches === 1 && Math.max(aRows, bRows, p.K) <= max;
+}
+
 function chooseVariant(
   ctx: GpuContext,
   p: Problem,
@@ -117,6 +150,13 @@ function chooseVariant(
         `transposeA=${p.transposeA}, transposeB=${p.transposeB}, accumulate=${accumulate}`,
     );
   }
+  if (asked === "textures" && !texturesFit(ctx, p)) {
+    throw new Error(
+      `matmul: the textures variant does one unbatched product with M, N and K up to ` +
+        `${ctx.limits.maxTextureDimension2D} (M=${p.M}, N=${p.N}, K=${p.K}, ` +
+        `batches=${p.batches}, sum_batches=${p.sumBatches})`,
+    );
+  }
   if ((asked === "registers-vec4" || asked === "registers-large") && !vec4Fit(p)) {
     throw new Error(
       `matmul: the ${asked} variant needs 4-aligned rows of A, B and C as stored ` +
@@ -125,8 +165,82 @@ function chooseVariant(
     );
   }
   if (asked !== "auto") return asked;
-  if (!isSoftware(ctx) || !vec4Fit(p)) return "tiled";
+  if (!isSoftware(ctx)) return "tiled";
+  if (p.M >= TEXTURES_MIN_M && texturesFit(ctx, p)) return "textures";
+  if (!vec4Fit(p)) return "tiled";
   return largeFits(p, accumulate) ? "registers-large" : "registers-vec4";
+}
+
+/**
+ * Puts op(x) into staging texture `slot` and says in which layout (kernels/matmul_textures.wgsl):
+ * by rows along k, texel (kt, r) = op(x)[r, 4kt..4kt+3], or k-major, texel (q, k) =
+ * op(x)[4q..4q+3, k]. `kMajor`: x is stored [K, rows] (else [rows, K]). Where x's stored rows
+ * are a multiple of 64 floats its bytes already are one of the layouts: a plain copy;
+ * otherwise the pack kernel builds the first layout. `paddedRows`: the rows the product reads.
+ */
+function stage(
+  ctx: GpuContext,
+  x: Tensor<"f32">,
+  slot: number,
+  rows: number,
+  paddedRows: number,
+  K: number,
+  kMajor: boolean,
+): { texture: GPUTexture; kMajor: boolean } {
+  if (!kMajor && K % 64 === 0) {
+    const texture = ctx.staging.get(slot, K / 4, paddedRows);
+    ctx.copyToTexture(x, texture, K / 4, rows);
+    return { texture, kMajor: false };
+  }
+  if (kMajor && rows % 64 === 0 && K % 4 === 0) {
+    const texture = ctx.staging.get(slot, paddedRows / 4, K);
+    ctx.copyToTexture(x, texture, rows / 4, K);
+    return { texture, kMajor: true };
+  }
+  const texture = ctx.staging.get(slot, Math.ceil(K / 4), paddedRows);
+  ctx.dispatch({
+    name: "matmul_textures",
+    source: texturesSource,
+    entry: "pack_rows",
+    constants: { STORED_K_MAJOR: Number(kMajor) },
+  }, {
+    params: new Params().u32(rows).u32(K),
+    tensors: [x],
+    textures: [texture],
+    workgroups: [Math.ceil(K / 4 / 8), Math.ceil(rows / 8)],
+  });
+  return { texture, kMajor: false };
+}
+
+/** The texture variant: both operands into textures, then one product from them. */
+function recordTextures(
+  ctx: GpuContext,
+  a: Tensor<"f32">,
+  b: Tensor<"f32">,
+  out: Tensor<"f32">,
+  p: Problem,
+  accumulate: boolean,
+): void {
+  const { aRows, bRows, texels } = textureRows(p);
+  const aStaged = stage(ctx, a, SLOT_A, p.M, aRows, p.K, p.transposeA); // [M, K] or [K, M]
+  const bStaged = stage(ctx, b, SLOT_B, p.N, bRows, p.K, !p.transposeB); // [K, N] or [N, K]
+  ctx.dispatch({
+    name: "matmul_textures",
+    source: texturesSource,
+    entry: "matmul_textures",
+    constants: {
+      ACCUMULATE: Number(accumulate),
+      A_K_MAJOR: Number(aStaged.kMajor),
+      B_K_MAJOR: Number(bStaged.kMajor),
+      TEX_WG_X,
+      TEX_WG_Y,
+    },
+  }, {
+    params: new Params().u32(p.M).u32(p.N).u32(texels),
+    tensors: [out],
+    textures: [aStaged.texture, bStaged.texture],
+    workgroups: [bRows / (TEX_COLUMNS * TEX_WG_X), aRows / (TEX_ROWS * TEX_WG_Y)],
+  });
 }
 
 /** Records one dispatch of the kernel for `p`, writing (or adding to) `out`. */
@@ -150,6 +264,7 @@ function record(
     return;
   }
   const variant = chooseVariant(ctx, p, accumulate, asked);
+  if (variant === "textures") return recordTextures(ctx, a, b, out, p, accumulate);
   const params = new Params()
     .u32(p.M).u32(p.N).u32(p.K)
     .u32(p.aBatchStride).u32(p.bBatchStride).u32(p.cBatchStride)

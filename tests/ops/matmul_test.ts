@@ -51,13 +51,16 @@ function vec4Fits(
   return (o.transposeA ? M : K) % 4 === 0 && (o.transposeB ? K : N) % 4 === 0 && N % 4 === 0;
 }
 
+/** The variants that can do a product; "textures" only does unbatched ones. */
 function variantsFor(
   M: number,
   K: number,
   N: number,
   o: { transposeA: boolean; transposeB: boolean },
+  batched = false,
 ): MatmulVariant[] {
-  return vec4Fits(M, K, N, o) ? ["auto", "tiled", "registers-vec4"] : ["auto", "tiled"];
+  const any: MatmulVariant[] = batched ? ["auto", "tiled"] : ["auto", "tiled", "textures"];
+  return vec4Fits(M, K, N, o) ? [...any, "registers-vec4"] : any;
 }
 
 // [M, K, N]: size 1, primes, sizes off every tile (16 per thread, 128 per tiled workgroup,
@@ -93,7 +96,7 @@ Deno.test("matmul: each variant × transpose matches the reference, awkward shap
       const tb = ctx.f32(b, bShape);
       inputs.push(ta, tb);
       // The large case only through the variants a real run would pick and the GPU one.
-      const variants = large ? ["auto", "tiled"] as const : variantsFor(M, K, N, o);
+      const variants = large ? ["auto", "tiled", "textures"] as const : variantsFor(M, K, N, o);
       for (const variant of variants) {
         const out = gpuOps.matmul(ctx, ta, tb, { ...o, variant });
         checks.push({ what: `${M}×${K}×${N} ${label(o)} ${variant}`, out, expected });
@@ -125,7 +128,7 @@ Deno.test("matmul: batched operands and an operand shared across the batch", asy
       const ta = ctx.f32(a, aShape);
       const tb = ctx.f32(b, bShape);
       inputs.push(ta, tb);
-      for (const variant of variantsFor(M, K, N, o)) {
+      for (const variant of variantsFor(M, K, N, o, true)) {
         const out = gpuOps.matmul(ctx, ta, tb, { ...o, variant });
         const what = `a ${aShape} b ${bShape} ${label(o)} ${variant}`;
         if (out.shape.join() !== [batch, M, N].join()) {
@@ -197,7 +200,8 @@ Deno.test("matmul: matmulBackward matches the reference backward", async () => {
         const tb = ctx.f32(b.data, bShape);
         const tdC = ctx.f32(dC, cShape);
         inputs.push(ta, tb, tdC);
-        for (const variant of variantsFor(M, K, N, o)) {
+        const batched = layout.a !== null || layout.b !== null;
+        for (const variant of variantsFor(M, K, N, o, batched)) {
           const { dA, dB } = gpuOps.matmulBackward(ctx, ta, tb, tdC, { ...o, variant });
           const what = `a ${aShape} b ${bShape} ${label(o)} ${variant}`;
           if (dA.shape.join() !== aShape.join() || dB.shape.join() !== bShape.join()) {
@@ -252,7 +256,7 @@ Deno.test("matmul: every variant is deterministic (bit-identical reruns)", async
   const [aShape, bShape] = operandShapes(M, K, N, o);
   const ta = ctx.f32(rng.normals(numel(aShape)), aShape);
   const tb = ctx.f32(rng.normals(numel(bShape)), bShape);
-  const variants = ["registers-vec4", "tiled"] as const;
+  const variants = ["registers-vec4", "tiled", "textures"] as const;
   const outs = variants.flatMap((variant) => [
     gpuOps.matmul(ctx, ta, tb, { ...o, variant }),
     gpuOps.matmul(ctx, ta, tb, { ...o, variant }),
@@ -260,6 +264,41 @@ Deno.test("matmul: every variant is deterministic (bit-identical reruns)", async
   const got = await ctx.readMany(outs);
   variants.forEach((v, i) => assertBitEqual(got[2 * i], got[2 * i + 1], v));
   for (const t of [ta, tb, ...outs]) t.release();
+});
+
+Deno.test("matmul: textures — many products in one submit share and grow the staging textures", async () => {
+  // Each product packs its operands into the same two staging textures, which grow when a
+  // product needs more: recorded in one encoder, every product must still see its own.
+  // K = 128 and 192: operands stored [rows, K] go by copyBufferToTexture, not a pack kernel;
+  // 192 × 20 × 128: those stored [K, rows] do (rows a multiple of 64: the k-major layout).
+  const ctx = await testGpu();
+  const rng = new Rng(7);
+  const shapes: [number, number, number][] = [
+    [5, 9, 3],
+    [200, 128, 130],
+    [3, 4, 2],
+    [129, 257, 65],
+    [256, 192, 68],
+    [192, 20, 128],
+  ];
+  const checks: { what: string; out: Tensor; expected: Float32Array; K: number }[] = [];
+  const inputs: Tensor[] = [];
+  for (const [M, K, N] of shapes) {
+    for (const o of TRANSPOSES) {
+      const [aShape, bShape] = operandShapes(M, K, N, o);
+      const a = rng.normals(numel(aShape));
+      const b = rng.normals(numel(bShape));
+      const ta = ctx.f32(a, aShape);
+      const tb = ctx.f32(b, bShape);
+      inputs.push(ta, tb);
+      const out = gpuOps.matmul(ctx, ta, tb, { ...o, variant: "textures" });
+      const expected = ref.matmul({ data: a, shape: aShape }, { data: b, shape: bShape }, o);
+      checks.push({ what: `${M}×${K}×${N} ${label(o)}`, out, expected, K });
+    }
+  }
+  const got = await ctx.readMany(checks.map((c) => c.out));
+  checks.forEach((c, i) => assertClose(got[i], c.expected, tolerance(c.K), c.what));
+  for (const t of [...inputs, ...checks.map((c) => c.out)]) t.release();
 });
 
 Deno.test("matmul: shape errors name the op and the shapes", async () => {
@@ -294,6 +333,10 @@ Deno.test("matmul: shape errors name the op and the shapes", async () => {
   expectError(
     () => gpuOps.matmul(ctx, a35, b56, { variant: "registers-vec4" }),
     /registers-vec4 variant needs 4-aligned rows/,
+  );
+  expectError(
+    () => gpuOps.matmul(ctx, batched, t(2, 6, 3), { variant: "textures" }),
+    /textures variant does one unbatched product/,
   );
   expectError(
     () => gpuOps.matmulBackward(ctx, a34, b46, c35),
