@@ -15,7 +15,7 @@
 // tiling with vec4 loads and stores, 16 × 16 of C per thread, needs 4-aligned rows),
 // "registers-large" (the same with 32 × 32 per thread; it only does c = a · b^T without
 // accumulation) and "tiled" (workgroup-memory tiling, any shape: the one for real GPUs).
-// `variant: "auto"` on a software adapter picks textures for products of 192 rows and more
+// `variant: "auto"` on a software adapter picks textures for products of 64 rows and more
 // where the texture sizes allow it (one batch, M, N and K within maxTextureDimension2D), else registers-large for x·Wᵀ with
 // 32 ≤ M ≤ 128 and N big enough to keep both CPU threads busy, else registers-vec4 for
 // aligned rows, else tiled; tiled on real GPUs.
@@ -61,17 +61,21 @@ const LARGE_MAX_M = 128;
  * 256 and up win).
  */
 const LARGE_MIN_BLOCKS = 16;
-/** Texture kernel: a thread computes 16 × 8 of C; TEX_WG_X × TEX_WG_Y threads per group. */
+/**
+ * Texture kernel: a thread computes 16 × 8 of C, a workgroup 8 × 8 threads (128 rows), or
+ * 16 × 4 (64 rows) for products of up to 64 rows, which would leave half of a taller one idle.
+ */
 const TEX_ROWS = 16;
 const TEX_COLUMNS = 8;
-const TEX_WG_X = 8;
-const TEX_WG_Y = 8;
+function textureWorkgroup(p: Problem): { x: number; y: number } {
+  return p.M <= 64 ? { x: 16, y: 4 } : { x: 8, y: 8 };
+}
 /**
- * "auto" picks textures from this many rows up: below, packing B (a weight, often) costs more
- * than the texel loads save (measured at M = 64 and 128: registers-large and registers-vec4
- * win; at 256 and up textures win, by 1.3–1.8× at 512).
+ * "auto" picks textures from this many rows up (measured with the small preset's shapes:
+ * at M = 64 it ties registers-large on x·Wᵀ or wins by up to 1.4×, from M = 128 it wins by
+ * 1.3–2×; at M = 32 the two trade places shape by shape).
  */
-const TEXTURES_MIN_M = 192;
+const TEXTURES_MIN_M = 64;
 /** The staging-texture slots of the two operands (ctx.staging). */
 const SLOT_A = 0;
 const SLOT_B = 1;
@@ -122,9 +126,10 @@ function isSoftware(ctx: GpuContext): boolean {
 
 /** The texture heights a texture product needs: M and N rounded up to what it dispatches. */
 function textureRows(p: Problem): { aRows: number; bRows: number; texels: number } {
+  const wg = textureWorkgroup(p);
   return {
-    aRows: Math.ceil(p.M / (TEX_ROWS * TEX_WG_Y)) * TEX_ROWS * TEX_WG_Y,
-    bRows: Math.ceil(p.N / (TEX_COLUMNS * TEX_WG_X)) * TEX_COLUMNS * TEX_WG_X,
+    aRows: Math.ceil(p.M / (TEX_ROWS * wg.y)) * TEX_ROWS * wg.y,
+    bRows: Math.ceil(p.N / (TEX_COLUMNS * wg.x)) * TEX_COLUMNS * wg.x,
     texels: Math.ceil(p.K / 4),
   };
 }
@@ -222,6 +227,7 @@ function recordTextures(
   accumulate: boolean,
 ): void {
   const { aRows, bRows, texels } = textureRows(p);
+  const wg = textureWorkgroup(p);
   const aStaged = stage(ctx, a, SLOT_A, p.M, aRows, p.K, p.transposeA); // [M, K] or [K, M]
   const bStaged = stage(ctx, b, SLOT_B, p.N, bRows, p.K, !p.transposeB); // [K, N] or [N, K]
   ctx.dispatch({
@@ -232,14 +238,14 @@ function recordTextures(
       ACCUMULATE: Number(accumulate),
       A_K_MAJOR: Number(aStaged.kMajor),
       B_K_MAJOR: Number(bStaged.kMajor),
-      TEX_WG_X,
-      TEX_WG_Y,
+      TEX_WG_X: wg.x,
+      TEX_WG_Y: wg.y,
     },
   }, {
     params: new Params().u32(p.M).u32(p.N).u32(texels),
     tensors: [out],
     textures: [aStaged.texture, bStaged.texture],
-    workgroups: [bRows / (TEX_COLUMNS * TEX_WG_X), aRows / (TEX_ROWS * TEX_WG_Y)],
+    workgroups: [bRows / (TEX_COLUMNS * wg.x), aRows / (TEX_ROWS * wg.y)],
   });
 }
 
