@@ -95,8 +95,8 @@ Deno.test("matmul registers-large: batches, and matmulInto overwrites", async ()
 Deno.test("matmul registers-large: deterministic, and what auto picks on lavapipe", async () => {
   const ctx = await testGpu();
   const rng = new Rng(13);
-  // A decode-step x·Wᵀ: 64 sequences.
-  const [M, K, N] = [64, 96, 260];
+  // A decode-step x·Wᵀ: 48 sequences (from 64 rows up auto picks the texture kernel).
+  const [M, K, N] = [48, 96, 260];
   const o = { transposeA: false, transposeB: true };
   const tx = ctx.f32(rng.normals(M * K), [M, K]);
   const tw = ctx.f32(rng.normals(N * K), [N, K]);
@@ -105,11 +105,20 @@ Deno.test("matmul registers-large: deterministic, and what auto picks on lavapip
     gpuOps.matmul(ctx, tx, tw, { ...o, variant }),
     gpuOps.matmul(ctx, tx, tw, o), // auto
   ];
+  // 64 sequences: the texture kernel's side of the boundary.
+  const tx64 = ctx.f32(rng.normals(64 * K), [64, K]);
+  outs.push(
+    gpuOps.matmul(ctx, tx64, tw, { ...o, variant: "textures" }),
+    gpuOps.matmul(ctx, tx64, tw, o), // auto
+  );
   const got = await ctx.readMany(outs);
   assertBitEqual(got[0], got[1], "registers-large rerun");
-  // On a software adapter auto must have picked registers-large for this shape.
-  if (ctx.adapter.isFallback) assertBitEqual(got[2], got[0], "auto vs registers-large");
-  for (const t of [tx, tw, ...outs]) t.release();
+  // On a software adapter auto must have picked registers-large for 48 rows, textures for 64.
+  if (ctx.adapter.isFallback) {
+    assertBitEqual(got[2], got[0], "auto vs registers-large");
+    assertBitEqual(got[4], got[3], "auto vs textures at 64 rows");
+  }
+  for (const t of [tx, tw, tx64, ...outs]) t.release();
 });
 
 Deno.test("matmul registers-large: unaligned rows and other transposes are refused", async () => {
