@@ -54,7 +54,7 @@ const LARGE_COLUMNS = 32;
 const LARGE_WG_X = 8;
 /** The rows (M) where "auto" picks the large register kernel on a software adapter. */
 const LARGE_MIN_M = 32;
-const LARGE_MAX_M = 128;
+const LARGE_MAX_M = 128; // (textures take over from TEXTURES_MIN_M rows where they fit)
 /**
  * ... and only with at least this many 32 × 32 blocks: with fewer, lavapipe's two threads
  * get too few SIMD groups of 8 threads (measured at M = 64: N = 64 and 128 lose, 172 ties,
