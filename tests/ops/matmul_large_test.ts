@@ -16,8 +16,8 @@ const numel = (shape: number[]) => shape.reduce((x, y) => x * y, 1);
 const variant = "registers-large" as const;
 
 // x: [M, K] · W^T, W: [N, K]. M = 1 and 3 (most of a 32-row block idle), rows off the block
-// (33, 97), a decode batch (64) and 128 (auto gives it 32..63 rows now, textures from 64); K and N multiples of
-// 4 (the vec4 requirement) but not of 8, 16 or 32.
+// (33, 97), a decode batch (64) and 128 (auto now gives it 32..63 rows, textures from 64);
+// K and N multiples of 4 (the vec4 requirement) but not of 8, 16 or 32.
 const SHAPES: [number, number, number][] = [
   [1, 4, 4],
   [1, 12, 36],
