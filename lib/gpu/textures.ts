@@ -35,9 +35,4 @@ export class StagingTextures {
     }
     return view;
   }
-
-  /** Bytes held by the staging textures (16 per texel). */
-  get bytes(): number {
-    return this.#slots.reduce((sum, t) => sum + (t ? t.width * t.height * 16 : 0), 0);
-  }
 }
