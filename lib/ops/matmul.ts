@@ -16,9 +16,9 @@
 // "registers-large" (the same with 32 × 32 per thread; it only does c = a · b^T without
 // accumulation) and "tiled" (workgroup-memory tiling, any shape: the one for real GPUs).
 // `variant: "auto"` on a software adapter picks textures for products of 64 rows and more
-// where the texture sizes allow it (one batch, M, N and K within maxTextureDimension2D), else registers-large for x·Wᵀ with
-// 32 ≤ M ≤ 128 and N big enough to keep both CPU threads busy, else registers-vec4 for
-// aligned rows, else tiled; tiled on real GPUs.
+// where the texture sizes allow it (one batch, M, N and K within maxTextureDimension2D),
+// else registers-large for x·Wᵀ with 32 ≤ M ≤ 128 and N big enough to keep both CPU threads
+// busy, else registers-vec4 for aligned rows, else tiled; tiled on real GPUs.
 
 import type { GpuContext } from "../gpu/context.ts";
 import { Params } from "../gpu/params.ts";
@@ -124,10 +124,16 @@ function isSoftware(ctx: GpuContext): boolean {
   return ctx.adapter.isFallback;
 }
 
-/** The texture heights a texture product needs: M and N rounded up to what it dispatches. */
-function textureRows(p: Problem): { aRows: number; bRows: number; texels: number } {
+/**
+ * The texture heights a texture product needs (M and N rounded up to what it dispatches), its
+ * texels per row and its workgroup.
+ */
+function textureRows(
+  p: Problem,
+): { aRows: number; bRows: number; texels: number; wg: { x: number; y: number } } {
   const wg = textureWorkgroup(p);
   return {
+    wg,
     aRows: Math.ceil(p.M / (TEX_ROWS * wg.y)) * TEX_ROWS * wg.y,
     bRows: Math.ceil(p.N / (TEX_COLUMNS * wg.x)) * TEX_COLUMNS * wg.x,
     texels: Math.ceil(p.K / 4),
@@ -226,8 +232,7 @@ function recordTextures(
   p: Problem,
   accumulate: boolean,
 ): void {
-  const { aRows, bRows, texels } = textureRows(p);
-  const wg = textureWorkgroup(p);
+  const { aRows, bRows, texels, wg } = textureRows(p);
   const aStaged = stage(ctx, a, SLOT_A, p.M, aRows, p.K, p.transposeA); // [M, K] or [K, M]
   const bStaged = stage(ctx, b, SLOT_B, p.N, bRows, p.K, !p.transposeB); // [K, N] or [N, K]
   ctx.dispatch({
