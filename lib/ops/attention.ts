@@ -9,7 +9,25 @@
 import type { GpuContext } from "../gpu/context.ts";
 import { Params } from "../gpu/params.ts";
 import { shapeString, type Tensor } from "../gpu/tensor.ts";
-import source from "../../kernels/attention.wgsl" with { type: "text" };
+import commonSource from "../../kernels/attention_common.wgsl" with { type: "text" };
+import buffersSource from "../../kernels/attention.wgsl" with { type: "text" };
+import texturesSource from "../../kernels/attention_textures.wgsl" with { type: "text" };
+import { stageTexture, STAGING_SLOTS } from "./texture_staging.ts";
+
+/**
+ * Two versions of the three kernels, the same math in the same order (bit-identical results):
+ * "buffers" (kernels/attention.wgsl: key or query blocks staged in workgroup memory; for
+ * GPUs) and "textures" (kernels/attention_textures.wgsl: q, k, v and dOut copied into staging
+ * textures and read as texels; ~2× faster on lavapipe, where buffer and workgroup-memory loads
+ * are per-lane loops). "auto" picks textures on a software adapter where they fit (D a
+ * multiple of 4; B·Tk rows and Hq·D/4 texels within maxTextureDimension2D).
+ */
+export type AttentionVariant = "auto" | "buffers" | "textures";
+
+const SOURCES = {
+  buffers: commonSource + buffersSource,
+  textures: commonSource + texturesSource,
+};
 
 /** Threads per workgroup of the row_dot kernel (the others use a thread per row or key). */
 const ROW_DOT_WORKGROUP = 64;
@@ -38,6 +56,8 @@ const MIN_BLOCK = 4;
 export interface AttentionOptions {
   /** Multiplies q·k before the softmax; 1/sqrt(D) by default. */
   scale?: number;
+  /** Which kernels; "auto" (default) picks per device and shape. For tests and benchmarks. */
+  variant?: AttentionVariant;
 }
 
 export interface AttentionDims {
@@ -66,6 +86,8 @@ const WORKGROUP_MEMORY: Record<Entry, (bq: number, bk: number, d: number) => num
  * the staged block halved until the workgroup memory fits the device's limit.
  */
 function chooseBlocks(ctx: GpuContext, entry: Entry, dims: AttentionDims) {
+  // The texture kernels declare no workgroup memory but take the same blocks, so that both
+  // variants sum in the same order.
   const limit = ctx.limits.maxComputeWorkgroupStorageSize;
   const stagesQueries = entry === "attention_backward_dkv";
   let { bq, bk } = BLOCKS[entry];
@@ -85,10 +107,18 @@ function chooseBlocks(ctx: GpuContext, entry: Entry, dims: AttentionDims) {
   return { bq, bk };
 }
 
-function kernel(entry: Entry | "attention_row_dot", d: number, bq = MIN_BLOCK, bk = MIN_BLOCK) {
+type Variant = Exclude<AttentionVariant, "auto">;
+
+function kernel(
+  entry: Entry | "attention_row_dot",
+  variant: Variant,
+  d: number,
+  bq = MIN_BLOCK,
+  bk = MIN_BLOCK,
+) {
   return {
-    name: "attention",
-    source,
+    name: `attention_${variant}`,
+    source: SOURCES[variant],
     entry,
     constants: { HEAD_DIM: d, BLOCK_Q: bq, BLOCK_K: bk, ROW_DOT_WORKGROUP },
   };
@@ -151,6 +181,38 @@ function attentionDims(
   return { batch, queryLen, keyLen, queryHeads, kvHeads, headDim };
 }
 
+/** Whether the texture kernels can run `dims`: whole texels per head, rows within a texture. */
+function texturesFit(ctx: GpuContext, dims: AttentionDims): boolean {
+  const max = ctx.limits.maxTextureDimension2D;
+  return dims.headDim % 4 === 0 && dims.batch * dims.keyLen <= max &&
+    (dims.queryHeads * dims.headDim) / 4 <= max;
+}
+
+function chooseVariant(
+  ctx: GpuContext,
+  op: string,
+  dims: AttentionDims,
+  asked: AttentionVariant = "auto",
+): Variant {
+  const fits = texturesFit(ctx, dims);
+  if (asked === "textures" && !fits) {
+    throw new Error(
+      `${op}: the textures variant needs a head dim that is a multiple of 4 and at most ` +
+        `${ctx.limits.maxTextureDimension2D} rows of B·Tk and texels of Hq·D/4 ` +
+        `(B=${dims.batch}, Tk=${dims.keyLen}, Hq=${dims.queryHeads}, D=${dims.headDim})`,
+    );
+  }
+  if (asked !== "auto") return asked;
+  return ctx.adapter.isFallback && fits ? "textures" : "buffers";
+}
+
+/** x: [B, T, H, D] → its staging texture: B·T rows of H·D/4 texels (kernels/attention_textures). */
+function stageHeads(ctx: GpuContext, x: Tensor<"f32">, slot: number): GPUTexture {
+  const [batch, time, heads, headDim] = x.shape;
+  const rows = batch * time;
+  return stageTexture(ctx, x, slot, rows, rows, heads * headDim, false).texture;
+}
+
 /**
  * Causal attention forward.
  * q: [B, Tq, Hq, D], k, v: [B, Tk, Hkv, D], keyMask: [B, Tk] u32 →
@@ -169,12 +231,28 @@ export function attentionForward(
   const scale = options.scale ?? 1 / Math.sqrt(dims.headDim);
   const out = ctx.empty(q.shape, "f32");
   const lse = ctx.empty([dims.batch, dims.queryHeads, dims.queryLen], "f32");
+  const variant = chooseVariant(ctx, "attentionForward", dims, options.variant);
   const { bq, bk } = chooseBlocks(ctx, "attention_forward", dims);
-  ctx.dispatch(kernel("attention_forward", dims.headDim, bq, bk), {
-    params: params(dims, scale),
-    tensors: [q, k, v, keyMask, out, lse],
-    workgroups: [Math.ceil(dims.queryLen / bq), dims.queryHeads, dims.batch],
-  });
+  const workgroups = [Math.ceil(dims.queryLen / bq), dims.queryHeads, dims.batch] as const;
+  const forward = kernel("attention_forward", variant, dims.headDim, bq, bk);
+  if (variant === "textures") {
+    ctx.dispatch(forward, {
+      params: params(dims, scale),
+      tensors: [keyMask, out, lse],
+      textures: [
+        stageHeads(ctx, q, STAGING_SLOTS.attentionQ),
+        stageHeads(ctx, k, STAGING_SLOTS.attentionK),
+        stageHeads(ctx, v, STAGING_SLOTS.attentionV),
+      ],
+      workgroups,
+    });
+  } else {
+    ctx.dispatch(forward, {
+      params: params(dims, scale),
+      tensors: [q, k, v, keyMask, out, lse],
+      workgroups,
+    });
+  }
   return { out, lse };
 }
 
@@ -207,7 +285,17 @@ export function attentionBackward(
 
   const rows = dims.batch * dims.queryHeads * dims.queryLen;
   const rowDot = ctx.empty([dims.batch, dims.queryHeads, dims.queryLen], "f32");
-  ctx.dispatch(kernel("attention_row_dot", d), {
+  const variant = chooseVariant(ctx, op, dims, options.variant);
+  // The texture kernels read q, k, v and dOut from textures, staged once for both dispatches.
+  const textures = variant === "textures"
+    ? [
+      stageHeads(ctx, q, STAGING_SLOTS.attentionQ),
+      stageHeads(ctx, k, STAGING_SLOTS.attentionK),
+      stageHeads(ctx, v, STAGING_SLOTS.attentionV),
+      stageHeads(ctx, dOut, STAGING_SLOTS.attentionDOut),
+    ]
+    : undefined;
+  ctx.dispatch(kernel("attention_row_dot", "buffers", d), {
     params: p,
     tensors: [dOut, out, rowDot],
     workgroups: ctx.groupsFor(rows, ROW_DOT_WORKGROUP),
@@ -215,18 +303,22 @@ export function attentionBackward(
 
   const dQ = ctx.empty(q.shape, "f32");
   const dq = chooseBlocks(ctx, "attention_backward_dq", dims);
-  ctx.dispatch(kernel("attention_backward_dq", d, dq.bq, dq.bk), {
+  ctx.dispatch(kernel("attention_backward_dq", variant, d, dq.bq, dq.bk), {
     params: p,
-    tensors: [q, k, v, keyMask, dOut, lse, rowDot, dQ],
+    tensors: textures ? [keyMask, lse, rowDot, dQ] : [q, k, v, keyMask, dOut, lse, rowDot, dQ],
+    textures,
     workgroups: [Math.ceil(dims.queryLen / dq.bq), dims.queryHeads, dims.batch],
   });
 
   const dK = ctx.empty(k.shape, "f32");
   const dV = ctx.empty(k.shape, "f32");
   const dkv = chooseBlocks(ctx, "attention_backward_dkv", dims);
-  ctx.dispatch(kernel("attention_backward_dkv", d, dkv.bq, dkv.bk), {
+  ctx.dispatch(kernel("attention_backward_dkv", variant, d, dkv.bq, dkv.bk), {
     params: p,
-    tensors: [q, k, v, keyMask, dOut, lse, rowDot, dK, dV],
+    tensors: textures
+      ? [keyMask, lse, rowDot, dK, dV]
+      : [q, k, v, keyMask, dOut, lse, rowDot, dK, dV],
+    textures,
     workgroups: [Math.ceil(dims.keyLen / dkv.bk), dims.kvHeads, dims.batch],
   });
 

@@ -25,6 +25,7 @@ import { Params } from "../gpu/params.ts";
 import { shapeString, type Tensor } from "../gpu/tensor.ts";
 import source from "../../kernels/matmul.wgsl" with { type: "text" };
 import texturesSource from "../../kernels/matmul_textures.wgsl" with { type: "text" };
+import { stageTexture, STAGING_SLOTS } from "./texture_staging.ts";
 
 export type MatmulVariant = "auto" | "registers-vec4" | "tiled" | "registers-large" | "textures";
 
@@ -76,9 +77,6 @@ function textureWorkgroup(p: Problem): { x: number; y: number } {
  * 1.3–2×; at M = 32 the two trade places shape by shape).
  */
 const TEXTURES_MIN_M = 64;
-/** The staging-texture slots of the two operands (ctx.staging). */
-const SLOT_A = 0;
-const SLOT_B = 1;
 
 /** The problem one dispatch solves, in elements (see the Params struct in the kernel). */
 interface Problem {
@@ -182,47 +180,6 @@ function chooseVariant(
   return largeFits(p, accumulate) ? "registers-large" : "registers-vec4";
 }
 
-/**
- * Puts op(x) into staging texture `slot` and says in which layout (kernels/matmul_textures.wgsl):
- * by rows along k, texel (kt, r) = op(x)[r, 4kt..4kt+3], or k-major, texel (q, k) =
- * op(x)[4q..4q+3, k]. `kMajor`: x is stored [K, rows] (else [rows, K]). Where x's stored rows
- * are a multiple of 64 floats its bytes already are one of the layouts: a plain copy;
- * otherwise the pack kernel builds the first layout. `paddedRows`: the rows the product reads.
- */
-function stage(
-  ctx: GpuContext,
-  x: Tensor<"f32">,
-  slot: number,
-  rows: number,
-  paddedRows: number,
-  K: number,
-  kMajor: boolean,
-): { texture: GPUTexture; kMajor: boolean } {
-  if (!kMajor && K % 64 === 0) {
-    const texture = ctx.staging.get(slot, K / 4, paddedRows);
-    ctx.copyToTexture(x, texture, K / 4, rows);
-    return { texture, kMajor: false };
-  }
-  if (kMajor && rows % 64 === 0 && K % 4 === 0) {
-    const texture = ctx.staging.get(slot, paddedRows / 4, K);
-    ctx.copyToTexture(x, texture, rows / 4, K);
-    return { texture, kMajor: true };
-  }
-  const texture = ctx.staging.get(slot, Math.ceil(K / 4), paddedRows);
-  ctx.dispatch({
-    name: "matmul_textures",
-    source: texturesSource,
-    entry: "pack_rows",
-    constants: { STORED_K_MAJOR: Number(kMajor) },
-  }, {
-    params: new Params().u32(rows).u32(K),
-    tensors: [x],
-    textures: [texture],
-    workgroups: [Math.ceil(K / 4 / 8), Math.ceil(rows / 8)],
-  });
-  return { texture, kMajor: false };
-}
-
 /** The texture variant: both operands into textures, then one product from them. */
 function recordTextures(
   ctx: GpuContext,
@@ -233,8 +190,8 @@ function recordTextures(
   accumulate: boolean,
 ): void {
   const { aRows, bRows, texels, wg } = textureRows(p);
-  const aStaged = stage(ctx, a, SLOT_A, p.M, aRows, p.K, p.transposeA); // [M, K] or [K, M]
-  const bStaged = stage(ctx, b, SLOT_B, p.N, bRows, p.K, !p.transposeB); // [K, N] or [N, K]
+  const aStaged = stageTexture(ctx, a, STAGING_SLOTS.matmulA, p.M, aRows, p.K, p.transposeA); // [M, K] or [K, M]
+  const bStaged = stageTexture(ctx, b, STAGING_SLOTS.matmulB, p.N, bRows, p.K, !p.transposeB); // [K, N] or [N, K]
   ctx.dispatch({
     name: "matmul_textures",
     source: texturesSource,

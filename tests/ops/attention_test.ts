@@ -1,7 +1,7 @@
 import * as gpuOps from "../../lib/ops/attention.ts";
 import * as ref from "../../lib/ref/attention.ts";
 import type { GpuContext } from "../../lib/gpu/context.ts";
-import { assertBitEqual, assertClose, finiteDifference, Rng, testGpu } from "../helpers.ts";
+import { assert, assertBitEqual, assertClose, finiteDifference, Rng, testGpu } from "../helpers.ts";
 
 type Dims = ref.AttentionDims;
 
@@ -48,14 +48,19 @@ function inputs(c: Case, seed: number) {
 }
 
 /** GPU forward and backward of a case: [out, lse, dQ, dK, dV] read back in one map. */
-async function runGpu(ctx: GpuContext, c: Case, x: ReturnType<typeof inputs>) {
+async function runGpu(
+  ctx: GpuContext,
+  c: Case,
+  x: ReturnType<typeof inputs>,
+  variant: gpuOps.AttentionVariant = "auto",
+) {
   const { batch, queryLen, keyLen, queryHeads, kvHeads, headDim } = c.dims;
   const q = ctx.f32(x.q, [batch, queryLen, queryHeads, headDim]);
   const k = ctx.f32(x.k, [batch, keyLen, kvHeads, headDim]);
   const v = ctx.f32(x.v, [batch, keyLen, kvHeads, headDim]);
   const dOut = ctx.f32(x.dOut, q.shape);
   const mask = ctx.u32(x.mask, [batch, keyLen]);
-  const options = { scale: c.scale };
+  const options = { scale: c.scale, variant };
   const { out, lse } = gpuOps.attentionForward(ctx, q, k, v, mask, options);
   const { dQ, dK, dV } = gpuOps.attentionBackward(ctx, dOut, q, k, v, out, lse, mask, options);
   const results = await ctx.readMany([out, lse, dQ, dK, dV]);
@@ -104,7 +109,7 @@ Deno.test("attention: forward and backward match the reference; runs are bit-ide
   const ctx = await testGpu();
   for (const [n, c] of CASES.entries()) {
     const x = inputs(c, 100 + n);
-    const [out, lse, dQ, dK, dV] = await runGpu(ctx, c, x);
+    const [out, lse, dQ, dK, dV] = await runGpu(ctx, c, x, "buffers");
     const options = { scale: c.scale };
     const want = ref.attentionForward(x.q, x.k, x.v, x.mask, c.dims, options);
     const grads = ref.attentionBackward(x.dOut, x.q, x.k, x.v, x.mask, c.dims, options);
@@ -117,10 +122,34 @@ Deno.test("attention: forward and backward match the reference; runs are bit-ide
       if (a.some((value) => !Number.isFinite(value))) throw new Error(`${c.name}: ${what} NaN`);
     }
     if (c.name.startsWith("large") || c.name.includes("fully padded")) {
-      const again = await runGpu(ctx, c, x);
+      const again = await runGpu(ctx, c, x, "buffers");
       [out, lse, dQ, dK, dV].forEach((a, i) => assertBitEqual(again[i], a, `${c.name}: rerun`));
     }
+    // The texture kernels do the same sums in the same order: the same bits.
+    if (c.dims.headDim % 4 === 0) {
+      const textures = await runGpu(ctx, c, x, "textures");
+      [out, lse, dQ, dK, dV].forEach((a, i) =>
+        assertBitEqual(textures[i], a, `${c.name}: textures, output ${i}`)
+      );
+    }
   }
+});
+
+Deno.test("attention: the textures variant refuses a head dim that is not a multiple of 4", async () => {
+  const ctx = await testGpu();
+  const c: Case = { name: "D=6", dims: dims(1, 3, 3, 2, 1, 6) };
+  const x = inputs(c, 3);
+  let message = "no error";
+  try {
+    await runGpu(ctx, c, x, "textures");
+  } catch (e) {
+    message = String(e);
+  }
+  assert(message.includes("attentionForward: the textures variant needs a head dim"), message);
+  // "auto" falls back to the buffer kernels for it.
+  const [out] = await runGpu(ctx, c, x, "auto");
+  const want = ref.attentionForward(x.q, x.k, x.v, x.mask, c.dims, {});
+  assertClose(out, want.out, TOLERANCE, "D=6 auto");
 });
 
 Deno.test("attention: a fully padded sequence gives zero output and zero gradients", async () => {
