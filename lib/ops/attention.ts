@@ -20,14 +20,24 @@ import { stageTexture, STAGING_SLOTS } from "./texture_staging.ts";
  * GPUs) and "textures" (kernels/attention_textures.wgsl: q, k, v and dOut copied into staging
  * textures and read as texels; ~2× faster on lavapipe, where buffer and workgroup-memory loads
  * are per-lane loops). "auto" picks textures on a software adapter where they fit (D a
- * multiple of 4; B·Tk rows and Hq·D/4 texels within maxTextureDimension2D).
+ * multiple of 4 up to 128; B·Tk rows and Hq·D/4 texels within maxTextureDimension2D).
  */
 export type AttentionVariant = "auto" | "buffers" | "textures";
 
-const SOURCES = {
-  buffers: commonSource + buffersSource,
-  textures: commonSource + texturesSource,
-};
+/** The WGSL source of a variant for head dim d (the texture kernels size arrays by it). */
+function sourceFor(variant: Variant, d: number): { name: string; source: string } {
+  if (variant === "buffers") {
+    return { name: "attention_buffers", source: commonSource + buffersSource };
+  }
+  const chunks = Math.ceil(d / 4);
+  let source = texturesSources.get(chunks);
+  if (!source) {
+    source = `const ACCUMULATOR_CHUNKS: u32 = ${chunks}u;\n` + commonSource + texturesSource;
+    texturesSources.set(chunks, source);
+  }
+  return { name: `attention_textures_${chunks}`, source };
+}
+const texturesSources = new Map<number, string>();
 
 /** Threads per workgroup of the row_dot kernel (the others use a thread per row or key). */
 const ROW_DOT_WORKGROUP = 64;
@@ -117,8 +127,7 @@ function kernel(
   bk = MIN_BLOCK,
 ) {
   return {
-    name: `attention_${variant}`,
-    source: SOURCES[variant],
+    ...sourceFor(variant, d),
     entry,
     constants: { HEAD_DIM: d, BLOCK_Q: bq, BLOCK_K: bk, ROW_DOT_WORKGROUP },
   };
@@ -181,10 +190,14 @@ function attentionDims(
   return { batch, queryLen, keyLen, queryHeads, kvHeads, headDim };
 }
 
+/** The largest head dim of the texture kernels (their private accumulators grow with it). */
+const TEXTURES_MAX_HEAD_DIM = 128;
+
 /** Whether the texture kernels can run `dims`: whole texels per head, rows within a texture. */
 function texturesFit(ctx: GpuContext, dims: AttentionDims): boolean {
   const max = ctx.limits.maxTextureDimension2D;
-  return dims.headDim % 4 === 0 && dims.batch * dims.keyLen <= max &&
+  return dims.headDim % 4 === 0 && dims.headDim <= TEXTURES_MAX_HEAD_DIM &&
+    dims.batch * dims.keyLen <= max &&
     (dims.queryHeads * dims.headDim) / 4 <= max;
 }
 
@@ -197,7 +210,8 @@ function chooseVariant(
   const fits = texturesFit(ctx, dims);
   if (asked === "textures" && !fits) {
     throw new Error(
-      `${op}: the textures variant needs a head dim that is a multiple of 4 and at most ` +
+      `${op}: the textures variant needs a head dim that is a multiple of 4, at most ` +
+        `${TEXTURES_MAX_HEAD_DIM}, and at most ` +
         `${ctx.limits.maxTextureDimension2D} rows of B·Tk and texels of Hq·D/4 ` +
         `(B=${dims.batch}, Tk=${dims.keyLen}, Hq=${dims.queryHeads}, D=${dims.headDim})`,
     );
