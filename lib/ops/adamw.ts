@@ -13,6 +13,14 @@ import { shapeString, type Tensor } from "../gpu/tensor.ts";
 import source from "../../kernels/adamw.wgsl" with { type: "text" };
 
 const WORKGROUP_SIZE = 256;
+/** Elements per thread of the AdamW step (the kernel's STEP_ELEMENTS default). */
+const STEP_ELEMENTS = 4;
+/**
+ * Threads per workgroup of the norm's reductions on a software adapter: one SIMD group of
+ * lavapipe, whose barriers cost nothing (with 256 threads the tree's barriers, each a switch
+ * between 32 SIMD groups, took ~60% of the pass).
+ */
+const SOFTWARE_REDUCTION_WORKGROUP = 8;
 /** Each gradient tensor is summed by at most this many workgroups (partials per tensor). */
 const MAX_PARTIALS_PER_TENSOR = 256;
 /** Elements per thread below which a tensor gets fewer workgroups. */
@@ -27,12 +35,17 @@ function requireF32(op: string, name: string, t: Tensor): void {
   if (t.dtype !== "f32") throw new Error(`${op}: ${name} must be f32, got ${t.dtype}`);
 }
 
-/** Workgroups (= partial sums) used for a gradient of `count` elements; fixed by `count`. */
-function partialGroups(count: number): number {
-  return Math.min(
-    MAX_PARTIALS_PER_TENSOR,
-    Math.ceil(count / (WORKGROUP_SIZE * ELEMENTS_PER_THREAD)),
-  );
+/** Threads per workgroup of the reductions (they set the order of the sums). */
+function reductionWorkgroup(ctx: GpuContext): number {
+  return ctx.adapter.isFallback ? SOFTWARE_REDUCTION_WORKGROUP : WORKGROUP_SIZE;
+}
+
+/**
+ * Workgroups (= partial sums) used for a gradient of `count` elements with `threads` per
+ * workgroup; fixed by the two.
+ */
+function partialGroups(count: number, threads: number): number {
+  return Math.min(MAX_PARTIALS_PER_TENSOR, Math.ceil(count / (threads * ELEMENTS_PER_THREAD)));
 }
 
 /**
@@ -42,12 +55,17 @@ function partialGroups(count: number): number {
  */
 export function gradNorm(ctx: GpuContext, grads: readonly Tensor<"f32">[]): Tensor<"f32"> {
   grads.forEach((g, i) => requireF32("gradNorm", `grads[${i}]`, g));
-  const groups = grads.map((g) => partialGroups(g.size));
+  const threads = reductionWorkgroup(ctx);
+  const reduction = (entry: string) => ({
+    ...kernel(entry),
+    constants: { WORKGROUP_SIZE: threads },
+  });
+  const groups = grads.map((g) => partialGroups(g.size, threads));
   const partialCount = groups.reduce((a, b) => a + b, 0);
   const partials = ctx.empty([Math.max(1, partialCount)], "f32");
   let offset = 0;
   grads.forEach((g, i) => {
-    ctx.dispatch(kernel("sumsq_partials"), {
+    ctx.dispatch(reduction("sumsq_partials"), {
       params: new Params().u32(g.size).u32(offset),
       tensors: [g, partials],
       workgroups: [groups[i]],
@@ -55,7 +73,7 @@ export function gradNorm(ctx: GpuContext, grads: readonly Tensor<"f32">[]): Tens
     offset += groups[i];
   });
   const norm = ctx.empty([2], "f32");
-  ctx.dispatch(kernel("norm_finalize"), {
+  ctx.dispatch(reduction("norm_finalize"), {
     params: new Params().u32(partialCount),
     tensors: [partials, norm],
     workgroups: [1],
@@ -156,6 +174,6 @@ export function adamwStep(ctx: GpuContext, args: AdamwArgs): void {
   ctx.dispatch(kernel(clip ? "adamw_step_clipped" : "adamw_step"), {
     params,
     tensors,
-    workgroups: ctx.groupsFor(param.size, WORKGROUP_SIZE),
+    workgroups: ctx.groupsFor(Math.ceil(param.size / STEP_ELEMENTS), WORKGROUP_SIZE),
   });
 }

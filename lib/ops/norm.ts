@@ -15,10 +15,20 @@ import source from "../../kernels/norm.wgsl" with { type: "text" };
 const COLUMN_WORKGROUP_SIZE = 64;
 
 /**
- * Threads per row: a power of two in [32, 256], about a quarter of the row, so short rows
- * (head-dim q/k norms) do not leave most of a 256-thread workgroup idle.
+ * Threads per row on a software adapter: one SIMD group of lavapipe (8 lanes). There every
+ * barrier of a bigger workgroup is a switch between its SIMD groups, and the tree's barriers
+ * dominated: at 128 threads per 384-wide row the norms took ~4× as long.
  */
-export function rowWorkgroupSize(dim: number): number {
+const SOFTWARE_ROW_WORKGROUP = 8;
+
+/**
+ * Threads per row: a power of two in [32, 256], about a quarter of the row, so short rows
+ * (head-dim q/k norms) do not leave most of a 256-thread workgroup idle; on a software
+ * adapter SOFTWARE_ROW_WORKGROUP. (It sets the order of the row sums: results differ in the
+ * last bits between the two.)
+ */
+export function rowWorkgroupSize(dim: number, software = false): number {
+  if (software) return SOFTWARE_ROW_WORKGROUP;
   let size = 32;
   while (size < 256 && size * 4 < dim) size *= 2;
   return size;
@@ -32,12 +42,12 @@ export function chunkRowsFor(rows: number): number {
   return Math.max(64, Math.ceil(rows / 1024));
 }
 
-function rowKernel(entry: string, dim: number) {
+function rowKernel(ctx: GpuContext, entry: string, dim: number) {
   return {
     name: "norm",
     source,
     entry,
-    constants: { WORKGROUP_SIZE: rowWorkgroupSize(dim) },
+    constants: { WORKGROUP_SIZE: rowWorkgroupSize(dim, ctx.adapter.isFallback) },
   };
 }
 
@@ -127,7 +137,7 @@ export function rmsNorm(
   expectShape(op, "weight", weight, [dim]);
   const y = ctx.empty([rows, dim], "f32");
   const rstd = ctx.empty([rows], "f32");
-  ctx.dispatch(rowKernel("rms_norm_forward", dim), {
+  ctx.dispatch(rowKernel(ctx, "rms_norm_forward", dim), {
     params: rowParams(rows, dim, eps),
     tensors: [x, weight, y, rstd],
     workgroups: ctx.groupsFor(rows, 1),
@@ -160,7 +170,7 @@ export function rmsNormBackward(
   expectShape(op, "dy", dy, [rows, dim]);
 
   const dx = ctx.empty([rows, dim], "f32");
-  ctx.dispatch(rowKernel("rms_norm_backward_dx", dim), {
+  ctx.dispatch(rowKernel(ctx, "rms_norm_backward_dx", dim), {
     params: rowParams(rows, dim, 0),
     tensors: [x, weight, rstd, dy, dx],
     workgroups: ctx.groupsFor(rows, 1),
@@ -206,7 +216,7 @@ export function layerNorm(
   const y = ctx.empty([rows, dim], "f32");
   const mean = ctx.empty([rows], "f32");
   const rstd = ctx.empty([rows], "f32");
-  ctx.dispatch(rowKernel("layer_norm_forward", dim), {
+  ctx.dispatch(rowKernel(ctx, "layer_norm_forward", dim), {
     params: rowParams(rows, dim, eps),
     tensors: [x, weight, bias, y, mean, rstd],
     workgroups: ctx.groupsFor(rows, 1),
@@ -243,7 +253,7 @@ export function layerNormBackward(
   expectShape(op, "dy", dy, [rows, dim]);
 
   const dx = ctx.empty([rows, dim], "f32");
-  ctx.dispatch(rowKernel("layer_norm_backward_dx", dim), {
+  ctx.dispatch(rowKernel(ctx, "layer_norm_backward_dx", dim), {
     params: rowParams(rows, dim, 0),
     tensors: [x, weight, mean, rstd, dy, dx],
     workgroups: ctx.groupsFor(rows, 1),
