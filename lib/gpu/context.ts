@@ -51,8 +51,8 @@ export class GpuContext {
   #errors: string[] = [];
   #lost: string | null = null;
   #lastAllocation = 0;
-  /** Staging buffers to destroy once the command buffer that reads them is submitted. */
-  #afterSubmit: GPUBuffer[] = [];
+  /** Staging buffers (and textures) to destroy once the command buffer that reads them is submitted. */
+  #afterSubmit: (GPUBuffer | GPUTexture)[] = [];
   /** Counters a benchmark can report. */
   readonly counts = { dispatches: 0, submits: 0, readbacks: 0 };
 
@@ -252,6 +252,15 @@ export class GpuContext {
     if (groups <= max) return [groups, 1, 1];
     const y = Math.ceil(groups / max);
     return [Math.ceil(groups / y), y, 1];
+  }
+
+  /**
+   * Destroys a buffer or texture that recorded work may still read: now if nothing is
+   * recorded, else right after the next submit (wgpu frees it once the GPU is done).
+   */
+  destroyAfterSubmit(resource: GPUBuffer | GPUTexture): void {
+    if (this.#encoder) this.#afterSubmit.push(resource);
+    else resource.destroy();
   }
 
   /** Submits everything recorded since the last submit. */

@@ -10,8 +10,46 @@ export const STAGING_FORMAT: GPUTextureFormat = "rgba32float";
 export class StagingTextures {
   readonly #slots: (GPUTexture | undefined)[] = [];
   readonly #views = new WeakMap<GPUTexture, GPUTextureView>();
+  /** Pinned textures by the buffer whose texels they hold (see `pin`). */
+  readonly #pinned = new Map<GPUBuffer, GPUTexture>();
 
   constructor(private readonly device: GPUDevice) {}
+
+  /**
+   * A texture of its own (not a slot) for `pin`: width × height texels, zeros until written.
+   */
+  create(width: number, height: number, label: string): GPUTexture {
+    return this.device.createTexture({
+      label,
+      size: [width, height],
+      format: STAGING_FORMAT,
+      usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
+    });
+  }
+
+  /**
+   * Declares that `texture` holds the texels of `buffer` (in the layout the caller wrote) and
+   * keeps it until `unpin`. The caller promises that the buffer neither changes nor is
+   * released meanwhile: ops then read the texture instead of copying the buffer again.
+   */
+  pin(buffer: GPUBuffer, texture: GPUTexture): void {
+    this.#pinned.set(buffer, texture);
+  }
+
+  /** The texture pinned for `buffer`, if any. */
+  pinned(buffer: GPUBuffer): GPUTexture | undefined {
+    return this.#pinned.get(buffer);
+  }
+
+  /**
+   * Forgets the pin of `buffer` and returns its texture, for the caller to destroy once the
+   * recorded work that reads it is submitted (ctx.destroyAfterSubmit).
+   */
+  unpin(buffer: GPUBuffer): GPUTexture | undefined {
+    const texture = this.#pinned.get(buffer);
+    this.#pinned.delete(buffer);
+    return texture;
+  }
 
   /** The texture of `slot`, at least width × height texels. */
   get(slot: number, width: number, height: number): GPUTexture {

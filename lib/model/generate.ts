@@ -40,6 +40,7 @@ import type { Tensor } from "../gpu/tensor.ts";
 import { type DecodeState, decodeStep } from "../ops/decode.ts";
 import { readTimeSlice, writeTimeSlice } from "../ops/kv_cache.ts";
 import { philoxUniforms, type Sampled, sampleWithUniforms } from "../ops/sampling.ts";
+import { pinTextures } from "../ops/texture_staging.ts";
 import type { GpuModel } from "./gpu_weights.ts";
 import { createKvCache, type KvCache, releaseKvCache } from "./kv_cache.ts";
 import { padSequences } from "./model_batch.ts";
@@ -215,6 +216,9 @@ export async function generate(
     return t;
   };
   let cache: KvCache | null = null;
+  // On a software adapter the weights' texels stay in textures for the whole call, instead of
+  // being copied for every product (lib/ops/texture_staging.ts).
+  const unpin = pinTextures(ctx, [...model.params.values()]);
   try {
     cache = createKvCache(ctx, model.config, batch, maxLen);
     const keyMaskGpu = own(ctx.upload(keyMask, [batch, maxLen], "u32"));
@@ -315,5 +319,6 @@ export async function generate(
   } finally {
     if (cache) releaseKvCache(cache);
     for (const t of owned) t.release();
+    unpin();
   }
 }

@@ -43,10 +43,11 @@ export function stageTexture(
   K: number,
   kMajor: boolean,
 ): { texture: GPUTexture; kMajor: boolean } {
-  if (!kMajor && K % 64 === 0) {
-    const texture = ctx.staging.get(slot, K / 4, paddedRows);
-    ctx.copyToTexture(x, texture, K / 4, rows);
-    return { texture, kMajor: false };
+  if (!kMajor) {
+    const pinned = ctx.staging.pinned(x.buffer);
+    if (pinned && pinned.height >= paddedRows && pinned.width === Math.ceil(K / 4)) {
+      return { texture: pinned, kMajor: false };
+    }
   }
   if (kMajor && rows % 64 === 0 && K % 4 === 0) {
     const texture = ctx.staging.get(slot, paddedRows / 4, K);
@@ -54,16 +55,71 @@ export function stageTexture(
     return { texture, kMajor: true };
   }
   const texture = ctx.staging.get(slot, Math.ceil(K / 4), paddedRows);
+  fillRows(ctx, x, texture, rows, K, kMajor);
+  return { texture, kMajor: false };
+}
+
+/**
+ * Writes x into `texture` by rows along k: a copy when x is stored [rows, K] with K a multiple
+ * of 64, else pack_rows (which also reads x stored [K, rows]: `storedKMajor`).
+ */
+function fillRows(
+  ctx: GpuContext,
+  x: Tensor<"f32">,
+  texture: GPUTexture,
+  rows: number,
+  K: number,
+  storedKMajor: boolean,
+): void {
+  if (!storedKMajor && K % 64 === 0) {
+    ctx.copyToTexture(x, texture, K / 4, rows);
+    return;
+  }
   ctx.dispatch({
     name: "matmul_textures",
     source: texturesSource,
     entry: "pack_rows",
-    constants: { STORED_K_MAJOR: Number(kMajor) },
+    constants: { STORED_K_MAJOR: Number(storedKMajor) },
   }, {
     params: new Params().u32(rows).u32(K),
     tensors: [x],
     textures: [texture],
     workgroups: [Math.ceil(K / 4 / 8), Math.ceil(rows / 8)],
   });
-  return { texture, kMajor: false };
+}
+
+/**
+ * Rows of a pinned texture are a multiple of this: what any product pads its operands to
+ * (lib/ops/matmul.ts: 16 rows × 8 threads of A, 8 columns × 16 threads of B at most).
+ */
+const PINNED_ROW_MULTIPLE = 128;
+
+/**
+ * Gives each matrix x: [rows, K] a texture of its own holding its texels by rows along k, so
+ * that every product reading it as an operand by rows (a weight in x·Wᵀ) skips the copy. Only
+ * on a software adapter, where products read textures. The caller promises that the
+ * matrices neither change nor are released until it calls the returned function, which
+ * releases the textures. Generation pins the model's weights for the length of a call (on
+ * lavapipe the weight copies took ~20% of a decode step of the small preset).
+ */
+export function pinTextures(ctx: GpuContext, matrices: readonly Tensor<"f32">[]): () => void {
+  if (!ctx.adapter.isFallback) return () => {};
+  const pinned: GPUBuffer[] = [];
+  for (const x of matrices) {
+    if (x.shape.length !== 2 || ctx.staging.pinned(x.buffer)) continue;
+    const [rows, K] = x.shape;
+    const height = Math.ceil(rows / PINNED_ROW_MULTIPLE) * PINNED_ROW_MULTIPLE;
+    const max = ctx.limits.maxTextureDimension2D;
+    if (rows === 0 || K === 0 || height > max || Math.ceil(K / 4) > max) continue;
+    const texture = ctx.staging.create(Math.ceil(K / 4), height, "pinned");
+    fillRows(ctx, x, texture, rows, K, false);
+    ctx.staging.pin(x.buffer, texture);
+    pinned.push(x.buffer);
+  }
+  return () => {
+    for (const buffer of pinned) {
+      const texture = ctx.staging.unpin(buffer);
+      if (texture) ctx.destroyAfterSubmit(texture);
+    }
+  };
 }

@@ -1,8 +1,10 @@
 import type { Tensor } from "../../lib/gpu/tensor.ts";
 import * as gpuOps from "../../lib/ops/matmul.ts";
 import type { MatmulVariant } from "../../lib/ops/matmul.ts";
+import { pinTextures } from "../../lib/ops/texture_staging.ts";
 import * as ref from "../../lib/ref/matmul.ts";
 import {
+  assert,
   assertBitEqual,
   assertClose,
   AssertionError,
@@ -299,6 +301,37 @@ Deno.test("matmul: textures — many products in one submit share and grow the s
   const got = await ctx.readMany(checks.map((c) => c.out));
   checks.forEach((c, i) => assertClose(got[i], c.expected, tolerance(c.K), c.what));
   for (const t of [...inputs, ...checks.map((c) => c.out)]) t.release();
+});
+
+Deno.test("matmul: textures — a pinned operand gives the same bits as a copied one", async () => {
+  // pinTextures keeps a weight's texels in a texture of its own: products that read it by
+  // rows (x·Wᵀ, and W as the first operand) skip the copy. K = 130 goes through the pack
+  // kernel, 128 through a copy; W = [200, K] is padded to 256 texture rows.
+  const ctx = await testGpu();
+  if (!ctx.adapter.isFallback) return; // pinning is a software-adapter path
+  const rng = new Rng(11);
+  for (const K of [128, 130]) {
+    const w = ctx.f32(rng.normals(200 * K), [200, K]);
+    const x = ctx.f32(rng.normals(96 * K), [96, K]);
+    const products = () => [
+      gpuOps.matmul(ctx, x, w, { transposeB: true, variant: "textures" }), // [96, 200]
+      gpuOps.matmul(ctx, w, x, { transposeB: true, variant: "textures" }), // [200, 96]
+    ];
+    const first = products();
+    const copied = await ctx.readMany(first);
+    const unpin = pinTextures(ctx, [w]);
+    assert(ctx.staging.pinned(w.buffer) !== undefined, "w is pinned");
+    // The products read the texture, not the buffer: zeroing w now does not change them.
+    const zeros = ctx.zeros(w.shape, "f32");
+    ctx.copy(zeros, w);
+    zeros.release();
+    const pinned = products();
+    unpin();
+    assert(ctx.staging.pinned(w.buffer) === undefined, "w is unpinned");
+    const got = await ctx.readMany(pinned);
+    got.forEach((g, i) => assertBitEqual(g, copied[i], `K=${K}, product ${i}`));
+    for (const t of [w, x, ...first, ...pinned]) t.release();
+  }
 });
 
 Deno.test("matmul: shape errors name the op and the shapes", async () => {
