@@ -13,8 +13,6 @@ import { shapeString, type Tensor } from "../gpu/tensor.ts";
 import source from "../../kernels/adamw.wgsl" with { type: "text" };
 
 const WORKGROUP_SIZE = 256;
-/** Elements per thread of the AdamW step (the kernel's STEP_ELEMENTS default). */
-const STEP_ELEMENTS = 4;
 /**
  * Threads per workgroup of the norm's reductions on a software adapter: one SIMD group of
  * lavapipe, whose barriers cost nothing (with 256 threads the tree's barriers, each a switch
@@ -171,9 +169,12 @@ export function adamwStep(ctx: GpuContext, args: AdamwArgs): void {
     .f32(Math.sqrt(1 - beta2 ** step))
     .f32(eps);
   const tensors = clip ? [param, grad, m, v, clip] : [param, grad, m, v];
-  ctx.dispatch(kernel(clip ? "adamw_step_clipped" : "adamw_step"), {
+  // Four elements per thread as vec4 when the size allows (same math, ~2× faster on lavapipe).
+  const perThread = param.size % 4 === 0 ? 4 : 1;
+  const entry = `adamw_step${perThread === 4 ? "4" : ""}${clip ? "_clipped" : ""}`;
+  ctx.dispatch(kernel(entry), {
     params,
     tensors,
-    workgroups: ctx.groupsFor(Math.ceil(param.size / STEP_ELEMENTS), WORKGROUP_SIZE),
+    workgroups: ctx.groupsFor(param.size / perThread, WORKGROUP_SIZE),
   });
 }

@@ -228,6 +228,39 @@ Deno.test("adamw: reruns are bit-identical", async () => {
   results[0].forEach((a, i) => assertBitEqual(results[1][i], a, `output ${i}`));
 });
 
+Deno.test("adamw: the vec4 step (size % 4 = 0) and the scalar step give the same bits", async () => {
+  // 1000 elements go through adamw_step4*, 1001 (the same 1000 and one more) through
+  // adamw_step*: the shared 1000 must come out bit for bit the same, clipped or not.
+  const ctx = await testGpu();
+  const rng = new Rng(21);
+  const grad = rng.normals(1001);
+  const param = rng.normals(1001);
+  const m = rng.normals(1001).map((x) => 0.1 * x);
+  const v = rng.normals(1001).map((x) => 0.01 * x * x);
+  for (const clipped of [false, true]) {
+    const outputs: Float32Array[][] = [];
+    for (const n of [1000, 1001]) {
+      const t = [param, grad, m, v].map((x) => ctx.f32(x.slice(0, n)));
+      const clip = clipped ? ctx.f32([0.5, 1]) : undefined;
+      gpuOps.adamwStep(ctx, {
+        param: t[0],
+        grad: t[1],
+        m: t[2],
+        v: t[3],
+        lr: 1e-2,
+        step: 3,
+        weightDecay: 0.1,
+        clip,
+      });
+      outputs.push(await ctx.readMany([t[0], t[2], t[3]]) as Float32Array[]);
+      for (const x of [...t, ...(clip ? [clip] : [])]) x.release();
+    }
+    outputs[0].forEach((a, i) =>
+      assertBitEqual(outputs[1][i].subarray(0, 1000), a, `clipped=${clipped} output ${i}`)
+    );
+  }
+});
+
 Deno.test("adamw: shape errors name the op and the shapes", async () => {
   const ctx = await testGpu();
   const a = ctx.zeros([3], "f32");
