@@ -36,10 +36,12 @@ function elementwise(
 ): Tensor<"f32">[] {
   const { shape, size } = inputs[0];
   const results = Array.from({ length: outputs }, () => ctx.empty(shape, "f32"));
-  ctx.dispatch({ name: "activation", source, entry }, {
+  // swiglu: four elements per thread as vec4 when the size allows (kernels/activation.wgsl).
+  const perThread = entry.startsWith("swiglu") && size % 4 === 0 ? 4 : 1;
+  ctx.dispatch({ name: "activation", source, entry: perThread === 4 ? `${entry}4` : entry }, {
     params: new Params().u32(size),
     tensors: [...inputs, ...results],
-    workgroups: ctx.groupsFor(size, WORKGROUP_SIZE),
+    workgroups: ctx.groupsFor(size / perThread, WORKGROUP_SIZE),
   });
   return results;
 }

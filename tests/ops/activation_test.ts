@@ -146,6 +146,22 @@ Deno.test("activation: reruns are bit-identical", async () => {
   for (const t of [ta, tb, tdy, ...first, ...second]) t.release();
 });
 
+Deno.test("activation: swiglu's vec4 entries (size % 4 = 0) give the scalar entries' bits", async () => {
+  // 1000 elements take swiglu_*4, 1001 (the same 1000 and one more) the scalar entries.
+  const ctx = await testGpu();
+  const rng = new Rng(77);
+  const [a, b, dy] = [rng.normals(1001, 3), rng.normals(1001), rng.normals(1001)];
+  const results: Float32Array[][] = [];
+  for (const n of [1000, 1001]) {
+    const [ta, tb, tdy] = [a, b, dy].map((x) => ctx.f32(x.slice(0, n), [n]));
+    const y = gpuOps.swiglu(ctx, ta, tb);
+    const { dGate, dUp } = gpuOps.swigluBackward(ctx, ta, tb, tdy);
+    results.push(await ctx.readMany([y, dGate, dUp]) as Float32Array[]);
+    for (const t of [ta, tb, tdy, y, dGate, dUp]) t.release();
+  }
+  results[0].forEach((x, i) => assertBitEqual(results[1][i].subarray(0, 1000), x, `output ${i}`));
+});
+
 Deno.test("activation: reference erf and erfc match known values", () => {
   // Values from Abramowitz & Stegun / high-precision tables.
   const cases: [number, number, number][] = [
