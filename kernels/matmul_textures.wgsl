@@ -17,59 +17,22 @@
 //
 // Either layout is the operand's own bytes when its stored rows are a multiple of 64 floats
 // (WebGPU's 256-byte row alignment for copies): lib/ops/matmul.ts then copies it with
-// copyBufferToTexture, the cheap case; otherwise pack_rows builds the first layout.
-// (A pack kernel costs ~2.5 ms per 1024 × 384 operand on lavapipe, mostly its texel stores;
-// a 4 × 4-block version was no faster.)
+// copyBufferToTexture, the cheap case; otherwise kernels/pack_rows.wgsl builds the first
+// layout (lib/ops/texture_staging.ts).
 //
-// Entry points:
-//   pack_rows        one operand → its texture by rows along k (a thread per texel)
-//   matmul_textures  a thread per 16 × 8 block of C; k ascends one texel (4 values) at a
-//                    time, so each C element is one thread's fixed-order sum (deterministic).
-//                    Per texel step: 24 texel loads for 128 dot products of 4. (Written with
-//                    mat4x4 products instead, the same work ran 1.7× slower on lavapipe.)
+// matmul_textures: a thread per 16 × 8 block of C; k ascends one texel (4 values) at a time,
+// so each C element is one thread's fixed-order sum (deterministic). Per texel step: 24 texel
+// loads for 128 dot products of 4. (Written with mat4x4 products instead, the same work ran
+// 1.7× slower on lavapipe.) C and its store_row come from one of two small files that
+// lib/ops/matmul.ts puts after this one: kernels/matmul_textures_store.wgsl (any N) or
+// kernels/matmul_textures_store4.wgsl (N a multiple of 4: vec4 stores, the same values;
+// on lavapipe a scalar store is a loop over the SIMD lanes, and C's stores and accumulating
+// loads took ~8% of a training step).
 //
 // Textures are at least as tall as the dispatch covers (the caller rounds M up to 16·TEX_WG_Y
 // rows and N up to 8·TEX_WG_X), so every texel load is in bounds and only the stores check
 // M and N; rows past M or N hold whatever an earlier product left there and only feed
 // accumulators that are never stored.
-
-// ---- pack_rows --------------------------------------------------------------------------
-
-// Stored layout of the source: false = [rows, K] (k contiguous), true = [K, rows].
-override STORED_K_MAJOR: bool = false;
-
-struct PackParams {
-  rows: u32,
-  K: u32,
-}
-
-@group(0) @binding(0) var<uniform> pack: PackParams;
-@group(0) @binding(1) var<storage, read> source: array<f32>;
-@group(0) @binding(2) var packed: texture_storage_2d<rgba32float, write>;
-
-/** Element (r, k) of the source, 0 past K. */
-fn source_at(r: u32, k: u32) -> f32 {
-  if (k >= pack.K) {
-    return 0.0;
-  }
-  if (STORED_K_MAJOR) {
-    return source[k * pack.rows + r];
-  }
-  return source[r * pack.K + k];
-}
-
-@compute @workgroup_size(8, 8)
-fn pack_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let kt = gid.x; // texel column: k = 4·kt ..
-  let r = gid.y;
-  if (r >= pack.rows || kt * 4u >= pack.K) {
-    return;
-  }
-  let k = kt * 4u;
-  let texel = vec4<f32>(source_at(r, k), source_at(r, k + 1u), source_at(r, k + 2u),
-    source_at(r, k + 3u));
-  textureStore(packed, vec2<u32>(kt, r), texel);
-}
 
 // ---- matmul_textures --------------------------------------------------------------------
 
@@ -88,26 +51,9 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> c: array<f32>;
+// binding 1: c, in the store file (see the top)
 @group(0) @binding(2) var a_rows: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(3) var b_rows: texture_storage_2d<rgba32float, read>;
-
-/** Stores (or adds) C[row, n .. n+3] = v, the parts inside M × N. */
-fn store_row(v: vec4<f32>, row: u32, n: u32) {
-  if (row >= params.M) {
-    return;
-  }
-  for (var j = 0u; j < 4u; j++) {
-    if (n + j < params.N) {
-      let at = row * params.N + n + j;
-      if (ACCUMULATE) {
-        c[at] += v[j];
-      } else {
-        c[at] = v[j];
-      }
-    }
-  }
-}
 
 /**
  * Rows r .. r+3 of an operand at k = 4kt .. 4kt+3, as the columns of a matrix (column j =

@@ -25,6 +25,8 @@ import { Params } from "../gpu/params.ts";
 import { shapeString, type Tensor } from "../gpu/tensor.ts";
 import source from "../../kernels/matmul.wgsl" with { type: "text" };
 import texturesSource from "../../kernels/matmul_textures.wgsl" with { type: "text" };
+import storeSource from "../../kernels/matmul_textures_store.wgsl" with { type: "text" };
+import store4Source from "../../kernels/matmul_textures_store4.wgsl" with { type: "text" };
 import { stageTexture, STAGING_SLOTS } from "./texture_staging.ts";
 
 export type MatmulVariant = "auto" | "registers-vec4" | "tiled" | "registers-large" | "textures";
@@ -77,6 +79,14 @@ function textureWorkgroup(p: Problem): { x: number; y: number } {
  * 1.3–2×; at M = 32 the two trade places shape by shape).
  */
 const TEXTURES_MIN_M = 64;
+/**
+ * The texture kernel with C's stores for any N, or as vec4 for N a multiple of 4 (the same
+ * values; faster on lavapipe).
+ */
+const TEXTURES_KERNELS = {
+  scalar: { name: "matmul_textures", source: texturesSource + storeSource },
+  vec4: { name: "matmul_textures_store4", source: texturesSource + store4Source },
+};
 
 /** The problem one dispatch solves, in elements (see the Params struct in the kernel). */
 interface Problem {
@@ -190,11 +200,11 @@ function recordTextures(
   accumulate: boolean,
 ): void {
   const { aRows, bRows, texels, wg } = textureRows(p);
-  const aStaged = stageTexture(ctx, a, STAGING_SLOTS.matmulA, p.M, aRows, p.K, p.transposeA); // [M, K] or [K, M]
-  const bStaged = stageTexture(ctx, b, STAGING_SLOTS.matmulB, p.N, bRows, p.K, !p.transposeB); // [K, N] or [N, K]
+  // [M, K] or [K, M], and [K, N] or [N, K]
+  const aStaged = stageTexture(ctx, a, STAGING_SLOTS.matmulA, p.M, aRows, p.K, p.transposeA);
+  const bStaged = stageTexture(ctx, b, STAGING_SLOTS.matmulB, p.N, bRows, p.K, !p.transposeB);
   ctx.dispatch({
-    name: "matmul_textures",
-    source: texturesSource,
+    ...TEXTURES_KERNELS[p.N % 4 === 0 ? "vec4" : "scalar"],
     entry: "matmul_textures",
     constants: {
       ACCUMULATE: Number(accumulate),

@@ -8,12 +8,12 @@
 //
 // Where the stored rows are a multiple of 64 floats (WebGPU's 256-byte row alignment for
 // copies) the tensor's bytes already are one of them and copyBufferToTexture moves them;
-// otherwise pack_rows builds the first layout.
+// otherwise pack_rows (kernels/pack_rows.wgsl) builds the first layout.
 
 import type { GpuContext } from "../gpu/context.ts";
 import { Params } from "../gpu/params.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import texturesSource from "../../kernels/matmul_textures.wgsl" with { type: "text" };
+import packSource from "../../kernels/pack_rows.wgsl" with { type: "text" };
 
 /**
  * The staging slots each op uses. A slot is reused by every later call (recorded commands run
@@ -76,8 +76,8 @@ function fillRows(
     return;
   }
   ctx.dispatch({
-    name: "matmul_textures",
-    source: texturesSource,
+    name: "pack_rows",
+    source: packSource,
     entry: "pack_rows",
     constants: { STORED_K_MAJOR: Number(storedKMajor) },
   }, {

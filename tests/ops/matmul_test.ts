@@ -334,6 +334,40 @@ Deno.test("matmul: textures — a pinned operand gives the same bits as a copied
   }
 });
 
+Deno.test("matmul: textures — vec4 stores (N % 4 = 0) give the scalar stores' bits", async () => {
+  // Each C element is its own sum, so C = a·bᵀ with N = 68 (vec4 stores) must equal the first
+  // 68 columns of the same product with N = 69 (scalar stores), overwritten or accumulated.
+  const ctx = await testGpu();
+  const rng = new Rng(13);
+  const [M, K] = [130, 96];
+  const a = ctx.f32(rng.normals(M * K), [M, K]);
+  const b69 = rng.normals(69 * K);
+  const c69 = rng.normals(M * 69);
+  const results: Float32Array[][] = [];
+  for (const N of [68, 69]) {
+    const b = ctx.f32(b69.slice(0, N * K), [N, K]);
+    const start = new Float32Array(M * N);
+    for (let r = 0; r < M; r++) start.set(c69.subarray(r * 69, r * 69 + N), r * N);
+    const set = ctx.empty([M, N], "f32");
+    const added = ctx.f32(start, [M, N]);
+    gpuOps.matmulInto(ctx, a, b, set, { transposeB: true, variant: "textures" });
+    gpuOps.matmulInto(ctx, a, b, added, {
+      transposeB: true,
+      variant: "textures",
+      accumulate: true,
+    });
+    const got = await ctx.readMany([set, added]);
+    results.push(got.map((x) => {
+      const cols = new Float32Array(M * 68);
+      for (let r = 0; r < M; r++) cols.set(x.subarray(r * N, r * N + 68), r * 68);
+      return cols;
+    }));
+    for (const t of [b, set, added]) t.release();
+  }
+  results[0].forEach((x, i) => assertBitEqual(results[1][i], x, i === 0 ? "C =" : "C +="));
+  a.release();
+});
+
 Deno.test("matmul: shape errors name the op and the shapes", async () => {
   const ctx = await testGpu();
   const t = (...shape: number[]) => ctx.empty(shape, "f32");
