@@ -18,7 +18,7 @@ import { stageTexture, STAGING_SLOTS } from "./texture_staging.ts";
  * Two versions of the three kernels, the same math in the same order (bit-identical results):
  * "buffers" (kernels/attention.wgsl: key or query blocks staged in workgroup memory; for
  * GPUs) and "textures" (kernels/attention_textures.wgsl: q, k, v and dOut copied into staging
- * textures and read as texels; ~2× faster on lavapipe, where buffer and workgroup-memory loads
+ * textures and read as texels; ~3× faster on lavapipe, where buffer and workgroup-memory loads
  * are per-lane loops). "auto" picks textures on a software adapter where they fit (D a
  * multiple of 4 up to 128; B·Tk rows and Hq·D/4 texels within maxTextureDimension2D).
  */
