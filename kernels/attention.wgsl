@@ -206,7 +206,7 @@ fn attention_forward(
 
     // Scores: s[j] holds key j's scores against the 4 rows.
     // (Zeroed explicitly: naga zero-initialises a `var` once, not on every loop iteration.)
-    var s: array<vec4<f32>, MAX_BLOCK>;
+    var s: Scores;
     for (var j = 0u; j < BLOCK_K; j++) {
       s[j] = vec4(0.0);
     }
@@ -216,21 +216,11 @@ fn attention_forward(
         s[j] += k_tile[j * CHUNKS + c] * q_c;
       }
     }
-    var m_new = m;
     for (var j = 0u; j < BLOCK_K; j++) {
       let ok = mine.valid & vec4(key_ok[j] != 0u) & (vec4(k0 + j) <= last_key);
       s[j] = select(vec4(MASKED), s[j], ok);
-      m_new = max(m_new, s[j]);
     }
-    // While a row has seen no key, m_new = MASKED: its rescale is 1 and its p are 0.
-    let rescale = exp(m - m_new);
-    var block_sum = vec4(0.0);
-    for (var j = 0u; j < BLOCK_K; j++) {
-      s[j] = select(vec4(0.0), exp(s[j] - m_new), s[j] > vec4(MASKED)); // now p_j
-      block_sum += s[j];
-    }
-    l = l * rescale + block_sum;
-    m = m_new;
+    let rescale = softmax_block(&s, &m, &l); // s[j] is now p_j
     for (var c = 0u; c < CHUNKS; c++) {
       var acc = scale_columns(out_quad(at, mine.valid, c), rescale);
       for (var j = 0u; j < BLOCK_K; j++) {
@@ -362,8 +352,8 @@ fn attention_backward_dq(
     workgroupBarrier();
 
     // s[j] = scores of key j, dp[j] = d_out·v_j, for the 4 rows.
-    var s: array<vec4<f32>, MAX_BLOCK>;
-    var dp: array<vec4<f32>, MAX_BLOCK>;
+    var s: Scores;
+    var dp: Scores;
     for (var j = 0u; j < BLOCK_K; j++) {
       s[j] = vec4(0.0);
       dp[j] = vec4(0.0);
@@ -503,8 +493,8 @@ fn attention_backward_dkv(
       workgroupBarrier();
 
       // s[r] = scores of query row r, dp[r] = d_out_r·v, against the 4 keys.
-      var s: array<vec4<f32>, MAX_BLOCK>;
-      var dp: array<vec4<f32>, MAX_BLOCK>;
+      var s: Scores;
+      var dp: Scores;
       for (var r = 0u; r < BLOCK_Q; r++) {
         s[r] = vec4(0.0);
         dp[r] = vec4(0.0);

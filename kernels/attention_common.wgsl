@@ -88,3 +88,34 @@ fn quad(tid: u32, base: u32, count: u32) -> Quad {
   let r = vec4(4u * tid) + vec4(0u, 1u, 2u, 3u);
   return Quad(vec4(base) + min(r, vec4(count - 1u)), r < vec4(count));
 }
+
+/** Per-block scores of a thread's 4 rows: entry j is block key j (or query row j in dkv). */
+alias Scores = array<vec4<f32>, MAX_BLOCK>;
+
+/**
+ * The forward's online-softmax step over one key block. s[j] holds the block's scores of the 4
+ * rows, MASKED where a key is not seen; they become p_j = exp(s_j − m_new) (0 where masked), the
+ * running max m and sum l are updated, and the factor exp(m_old − m_new) by which the
+ * accumulators are rescaled is returned. While a row has seen no key, m_new = MASKED: its
+ * rescale is 1 and its p are 0.
+ */
+fn softmax_block(
+  s: ptr<function, Scores>,
+  m: ptr<function, vec4<f32>>,
+  l: ptr<function, vec4<f32>>,
+) -> vec4<f32> {
+  var m_new = *m;
+  for (var j = 0u; j < BLOCK_K; j++) {
+    m_new = max(m_new, (*s)[j]);
+  }
+  let rescale = exp(*m - m_new);
+  var block_sum = vec4(0.0);
+  for (var j = 0u; j < BLOCK_K; j++) {
+    (*s)[j] = select(vec4(0.0), exp((*s)[j] - m_new), (*s)[j] > vec4(MASKED));
+    block_sum += (*s)[j];
+  }
+  *l = *l * rescale + block_sum;
+  *m = m_new;
+  return rescale;
+}
+

@@ -96,7 +96,7 @@ fn attention_forward(
   var l = vec4(0.0);
   let key_end = min(params.key_len, q0 + rows + causal_offset());
   for (var k0 = 0u; k0 < key_end; k0 += BLOCK_K) {
-    var s: array<vec4<f32>, MAX_BLOCK>;
+    var s: Scores;
     for (var j = 0u; j < BLOCK_K; j++) {
       s[j] = vec4(0.0);
     }
@@ -106,21 +106,12 @@ fn attention_forward(
         s[j] += texel(fwd_k, kvh, min(key_row0 + k0 + j, last_row), c) * q_c;
       }
     }
-    var m_new = m;
     for (var j = 0u; j < BLOCK_K; j++) {
       let real = k0 + j < params.key_len && key_real(b, k0 + j);
       let ok = mine.valid & vec4(real) & (vec4(k0 + j) <= last_key);
       s[j] = select(vec4(MASKED), s[j], ok);
-      m_new = max(m_new, s[j]);
     }
-    let rescale = exp(m - m_new);
-    var block_sum = vec4(0.0);
-    for (var j = 0u; j < BLOCK_K; j++) {
-      s[j] = select(vec4(0.0), exp(s[j] - m_new), s[j] > vec4(MASKED)); // now p_j
-      block_sum += s[j];
-    }
-    l = l * rescale + block_sum;
-    m = m_new;
+    let rescale = softmax_block(&s, &m, &l); // s[j] is now p_j
     for (var c = 0u; c < CHUNKS; c++) {
       var acc_c = scale_columns(acc[c], rescale);
       for (var j = 0u; j < BLOCK_K; j++) {
@@ -192,8 +183,8 @@ fn attention_backward_dq(
 
   let key_end = min(params.key_len, q0 + rows + causal_offset());
   for (var k0 = 0u; k0 < key_end; k0 += BLOCK_K) {
-    var s: array<vec4<f32>, MAX_BLOCK>;
-    var dp: array<vec4<f32>, MAX_BLOCK>;
+    var s: Scores;
+    var dp: Scores;
     for (var j = 0u; j < BLOCK_K; j++) {
       s[j] = vec4(0.0);
       dp[j] = vec4(0.0);
@@ -280,8 +271,8 @@ fn attention_backward_dkv(
   for (var g = 0u; g < group_size; g++) {
     let h = kvh * group_size + g;
     for (var q0 = first_query; q0 < params.q_len; q0 += BLOCK_Q) {
-      var s: array<vec4<f32>, MAX_BLOCK>;
-      var dp: array<vec4<f32>, MAX_BLOCK>;
+      var s: Scores;
+      var dp: Scores;
       for (var r = 0u; r < BLOCK_Q; r++) {
         s[r] = vec4(0.0);
         dp[r] = vec4(0.0);
