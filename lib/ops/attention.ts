@@ -7,6 +7,7 @@
 //   queries are the last Tq positions (Tq = Tk in training, Tq < Tk when decoding).
 
 import type { GpuContext } from "../gpu/context.ts";
+import { UserError } from "../gpu/errors.ts";
 import { Params } from "../gpu/params.ts";
 import { shapeString, type Tensor } from "../gpu/tensor.ts";
 import commonSource from "../../kernels/attention_common.wgsl" with { type: "text" };
@@ -190,6 +191,72 @@ function attentionDims(
   return { batch, queryLen, keyLen, queryHeads, kvHeads, headDim };
 }
 
+/**
+ * Mesa's llvmpipe (lavapipe) ends every loop of a shader invocation once that invocation has run
+ * LP_MAX_TGSI_LOOP_ITERATIONS = 65,535 loop iterations in all (a guard against hangs), and the
+ * kernel then writes wrong values without any error. An attention invocation loops over every key
+ * block (forward, dq) or over every query block of each head of its group (dkv), ~5·b + 2·C·(b + 1)
+ * iterations per block of b rows with C = ceil(D / 4) chunks; measured on lavapipe: the forward
+ * goes wrong from ~1,770 keys and dK, dV from ~700 queries with 3 query heads per kv head (D = 64).
+ * So on a software adapter a shape past SOFTWARE_LOOP_BUDGET is refused rather than computed wrong.
+ * (The fix would be to cut such a shape into several dispatches that continue each other's sums.)
+ */
+const SOFTWARE_LOOP_LIMIT = 65535;
+const SOFTWARE_LOOP_BUDGET = 60000; // leaves room for the loops the estimate does not count
+
+/** The loop iterations of one invocation of `entry` (an upper bound) and the rows it grows with. */
+function loopIterations(
+  entry: Entry,
+  dims: AttentionDims,
+  bq: number,
+  bk: number,
+): { iterations: number; perBlock: number; blocksPerRow: number; rows: number; what: string } {
+  const chunks = Math.ceil(dims.headDim / 4);
+  const perBlock = (b: number) => 5 * b + 2 * chunks * (b + 1) + 4;
+  if (entry === "attention_backward_dkv") {
+    const group = dims.queryHeads / dims.kvHeads;
+    const blocks = group * Math.ceil(dims.queryLen / bq);
+    return {
+      iterations: blocks * perBlock(bq),
+      perBlock: perBlock(bq),
+      blocksPerRow: group / bq,
+      rows: dims.queryLen,
+      what: "queries",
+    };
+  }
+  const blocks = Math.ceil(dims.keyLen / bk);
+  return {
+    iterations: blocks * perBlock(bk),
+    perBlock: perBlock(bk),
+    blocksPerRow: 1 / bk,
+    rows: dims.keyLen,
+    what: "keys",
+  };
+}
+
+/** On a software adapter: refuses a shape whose invocations would pass llvmpipe's loop limit. */
+function checkLoopLimit(
+  ctx: GpuContext,
+  op: string,
+  entry: Entry,
+  dims: AttentionDims,
+  bq: number,
+  bk: number,
+): void {
+  if (!ctx.adapter.isFallback) return;
+  const { iterations, perBlock, blocksPerRow, rows, what } = loopIterations(entry, dims, bq, bk);
+  if (iterations <= SOFTWARE_LOOP_BUDGET) return;
+  const most = Math.floor(Math.floor(SOFTWARE_LOOP_BUDGET / perBlock) / blocksPerRow);
+  // A UserError: the CLI prints it as one line (a limit of the adapter, not a bug).
+  throw new UserError(
+    `${op}: ${rows} ${what} (B=${dims.batch}, Tq=${dims.queryLen}, Tk=${dims.keyLen}, ` +
+      `Hq=${dims.queryHeads}, Hkv=${dims.kvHeads}, D=${dims.headDim}) is more than this software ` +
+      `adapter can run: one invocation would loop ~${iterations} times, and llvmpipe stops ` +
+      `every loop after ${SOFTWARE_LOOP_LIMIT} in all, returning wrong values; use at most ` +
+      `~${most} ${what} here, or a GPU`,
+  );
+}
+
 /** The largest head dim of the texture kernels (their private accumulators grow with it). */
 const TEXTURES_MAX_HEAD_DIM = 128;
 
@@ -247,6 +314,7 @@ export function attentionForward(
   const lse = ctx.empty([dims.batch, dims.queryHeads, dims.queryLen], "f32");
   const variant = chooseVariant(ctx, "attentionForward", dims, options.variant);
   const { bq, bk } = chooseBlocks(ctx, "attention_forward", dims);
+  checkLoopLimit(ctx, "attentionForward", "attention_forward", dims, bq, bk);
   const workgroups = [Math.ceil(dims.queryLen / bq), dims.queryHeads, dims.batch] as const;
   const forward = kernel("attention_forward", variant, dims.headDim, bq, bk);
   if (variant === "textures") {
@@ -297,9 +365,14 @@ export function attentionBackward(
   const p = params(dims, scale);
   const d = dims.headDim;
 
+  const variant = chooseVariant(ctx, op, dims, options.variant);
+  const dq = chooseBlocks(ctx, "attention_backward_dq", dims);
+  const dkv = chooseBlocks(ctx, "attention_backward_dkv", dims);
+  checkLoopLimit(ctx, op, "attention_backward_dq", dims, dq.bq, dq.bk);
+  checkLoopLimit(ctx, op, "attention_backward_dkv", dims, dkv.bq, dkv.bk);
+
   const rows = dims.batch * dims.queryHeads * dims.queryLen;
   const rowDot = ctx.empty([dims.batch, dims.queryHeads, dims.queryLen], "f32");
-  const variant = chooseVariant(ctx, op, dims, options.variant);
   // The texture kernels read q, k, v and dOut from textures, staged once for both dispatches.
   const textures = variant === "textures"
     ? [
@@ -316,7 +389,6 @@ export function attentionBackward(
   });
 
   const dQ = ctx.empty(q.shape, "f32");
-  const dq = chooseBlocks(ctx, "attention_backward_dq", dims);
   ctx.dispatch(kernel("attention_backward_dq", variant, d, dq.bq, dq.bk), {
     params: p,
     tensors: textures ? [keyMask, lse, rowDot, dQ] : [q, k, v, keyMask, dOut, lse, rowDot, dQ],
@@ -326,7 +398,6 @@ export function attentionBackward(
 
   const dK = ctx.empty(k.shape, "f32");
   const dV = ctx.empty(k.shape, "f32");
-  const dkv = chooseBlocks(ctx, "attention_backward_dkv", dims);
   ctx.dispatch(kernel("attention_backward_dkv", variant, d, dkv.bq, dkv.bk), {
     params: p,
     tensors: textures

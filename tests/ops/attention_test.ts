@@ -161,6 +161,51 @@ Deno.test("attention: a fully padded sequence gives zero output and zero gradien
   for (const a of results) assertBitEqual(half(a), new Array(a.length / 2).fill(0), "batch 1");
 });
 
+Deno.test("attention: on a software adapter, shapes past llvmpipe's loop limit are refused", async () => {
+  // llvmpipe stops every loop of an invocation after 65,535 iterations in all and returns wrong
+  // values (measured: dK, dV wrong at 1,024 queries with 3 query heads per kv head, D = 64;
+  // right at 512). Refused there; the longest forward still allowed matches the reference.
+  const ctx = await testGpu();
+  if (!ctx.adapter.isFallback) return;
+  const c: Case = { name: "long", dims: dims(1, 1024, 1024, 3, 1, 64) };
+  const x = inputs(c, 5);
+  let message = "no error";
+  try {
+    await runGpu(ctx, c, x);
+  } catch (e) {
+    message = String(e);
+  }
+  assert(message.includes("attentionBackward: 1024 queries"), message);
+  assert(message.includes("llvmpipe stops every loop after 65535"), message);
+  const most = Number(/use at most ~(\d+) queries/.exec(message)?.[1]);
+  assert(most >= 256 && most < 1024, `most ${most}`);
+
+  const keys = 1568; // the most keys allowed for D = 64 (the forward's own error says so)
+  const long: Case = { name: "longest forward", dims: dims(1, keys, keys, 2, 1, 64) };
+  const y = inputs(long, 6);
+  const q = ctx.f32(y.q, [1, keys, 2, 64]);
+  const k = ctx.f32(y.k, [1, keys, 1, 64]);
+  const v = ctx.f32(y.v, [1, keys, 1, 64]);
+  const mask = ctx.u32(y.mask, [1, keys]);
+  const { out, lse } = gpuOps.attentionForward(ctx, q, k, v, mask);
+  const [got] = await ctx.readMany([out]);
+  const want = ref.attentionForward(y.q, y.k, y.v, y.mask, long.dims);
+  assertClose(got, want.out, TOLERANCE, "longest forward");
+  for (const t of [q, k, v, mask, out, lse]) t.release();
+  const tooLong = ctx.zeros([1, keys + 32, 2, 64], "f32");
+  const kv = ctx.zeros([1, keys + 32, 1, 64], "f32");
+  const ones = ctx.u32(new Uint32Array(keys + 32).fill(1), [1, keys + 32]);
+  message = "no error";
+  try {
+    gpuOps.attentionForward(ctx, tooLong, kv, kv, ones);
+  } catch (e) {
+    message = String(e);
+  }
+  assert(message.includes(`attentionForward: ${keys + 32} keys`), message);
+  assert(message.includes(`use at most ~${keys} keys`), message);
+  for (const t of [tooLong, kv, ones]) t.release();
+});
+
 Deno.test("attention: reference backward matches finite differences", () => {
   const cases: Case[] = [
     { name: "B=1 T=3 D=3", dims: dims(1, 3, 3, 4, 2, 3) },
