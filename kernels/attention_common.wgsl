@@ -36,6 +36,12 @@ struct Params {
   q_heads: u32,
   kv_heads: u32,
   scale: f32,
+  // The blocks this dispatch runs: key blocks [block_start, block_end) in the forward and dq,
+  // (head of the group, query block) pairs in dkv. All of them in one dispatch, except for the
+  // texture kernels on a software adapter, where a long shape runs as several dispatches that
+  // continue each other's sums (lib/ops/attention.ts: llvmpipe's loop limit).
+  block_start: u32,
+  block_end: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

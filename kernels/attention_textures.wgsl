@@ -55,9 +55,23 @@ fn texel_quad(
 
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(4) var fwd_q: texture_storage_2d<rgba32float, read>;
-@group(0) @binding(5) var fwd_k: texture_storage_2d<rgba32float, read>;
-@group(0) @binding(6) var fwd_v: texture_storage_2d<rgba32float, read>;
+// [B, Hq, Tq]: each row's running (m, l) between the dispatches of a long shape
+@group(0) @binding(4) var<storage, read_write> fwd_state: array<vec2<f32>>;
+@group(0) @binding(5) var fwd_q: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(6) var fwd_k: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(7) var fwd_v: texture_storage_2d<rgba32float, read>;
+
+/** Chunk c of the 4 rows of out (zeros for the invalid ones): a previous dispatch's sums. */
+fn out_quad(rows: vec4<u32>, valid: vec4<bool>, c: u32) -> mat4x4<f32> {
+  var m: mat4x4<f32>;
+  for (var u = 0u; u < 4u; u++) {
+    if (valid[u]) {
+      let at = rows[u] + 4u * c;
+      m[u] = vec4(out[at], out[at + 1u], out[at + 2u], out[at + 3u]);
+    }
+  }
+  return m;
+}
 
 fn set_out_quad(rows: vec4<u32>, valid: vec4<bool>, c: u32, m: mat4x4<f32>) {
   for (var u = 0u; u < 4u; u++) {
@@ -94,8 +108,22 @@ fn attention_forward(
   var acc: array<mat4x4<f32>, ACCUMULATOR_CHUNKS>; // Σ_j exp(s_ij − m_i) v_j, chunk by chunk
   var m = vec4(MASKED);
   var l = vec4(0.0);
+  if (params.block_start > 0u) {
+    // A previous dispatch left the sums over the key blocks before block_start.
+    for (var c = 0u; c < CHUNKS; c++) {
+      acc[c] = out_quad(at, mine.valid, c);
+    }
+    for (var u = 0u; u < 4u; u++) {
+      if (mine.valid[u]) {
+        let state = fwd_state[stat_index(b, h, mine.index[u])];
+        m[u] = state.x;
+        l[u] = state.y;
+      }
+    }
+  }
   let key_end = min(params.key_len, q0 + rows + causal_offset());
-  for (var k0 = 0u; k0 < key_end; k0 += BLOCK_K) {
+  let block_end = min(key_end, params.block_end * BLOCK_K);
+  for (var k0 = params.block_start * BLOCK_K; k0 < block_end; k0 += BLOCK_K) {
     var s: Scores;
     for (var j = 0u; j < BLOCK_K; j++) {
       s[j] = vec4(0.0);
@@ -121,6 +149,18 @@ fn attention_forward(
     }
   }
 
+  if (params.block_end * BLOCK_K < params.key_len) {
+    // More dispatches follow: keep the sums as they are.
+    for (var c = 0u; c < CHUNKS; c++) {
+      set_out_quad(at, mine.valid, c, acc[c]);
+    }
+    for (var u = 0u; u < 4u; u++) {
+      if (mine.valid[u]) {
+        fwd_state[stat_index(b, h, mine.index[u])] = vec2(m[u], l[u]);
+      }
+    }
+    return;
+  }
   let seen = l > vec4(0.0);
   let inv_l = select(vec4(0.0), 1.0 / l, seen);
   for (var c = 0u; c < CHUNKS; c++) {
@@ -139,6 +179,19 @@ fn attention_forward(
 @group(0) @binding(2) var<storage, read> saved_lse: array<f32>;
 @group(0) @binding(3) var<storage, read> row_dot: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dq: array<f32>;
+
+/** Chunk c of the 4 rows of dq (zeros for the invalid ones): a previous dispatch's sums. */
+fn dq_quad(rows: vec4<u32>, valid: vec4<bool>, c: u32) -> mat4x4<f32> {
+  var m: mat4x4<f32>;
+  for (var u = 0u; u < 4u; u++) {
+    if (valid[u]) {
+      let at = rows[u] + 4u * c;
+      m[u] = vec4(dq[at], dq[at + 1u], dq[at + 2u], dq[at + 3u]);
+    }
+  }
+  return m;
+}
+
 @group(0) @binding(5) var dq_q: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(6) var dq_k: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(7) var dq_v: texture_storage_2d<rgba32float, read>;
@@ -180,9 +233,15 @@ fn attention_backward_dq(
     row_d[u] = row_dot[stat_index(b, h, mine.index[u])];
   }
   var acc: array<mat4x4<f32>, ACCUMULATOR_CHUNKS>; // Σ_j scale · ds_ij k_j, chunk by chunk
+  if (params.block_start > 0u) {
+    for (var c = 0u; c < CHUNKS; c++) {
+      acc[c] = dq_quad(at, mine.valid, c); // the key blocks before block_start
+    }
+  }
 
   let key_end = min(params.key_len, q0 + rows + causal_offset());
-  for (var k0 = 0u; k0 < key_end; k0 += BLOCK_K) {
+  let block_end = min(key_end, params.block_end * BLOCK_K);
+  for (var k0 = params.block_start * BLOCK_K; k0 < block_end; k0 += BLOCK_K) {
     var s: Scores;
     var dp: Scores;
     for (var j = 0u; j < BLOCK_K; j++) {
@@ -221,6 +280,19 @@ fn attention_backward_dq(
 
 @group(0) @binding(4) var<storage, read_write> dk: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dv: array<f32>;
+/** Chunk c of the 4 rows of dk and dv (zeros for the invalid ones): a previous dispatch's sums. */
+fn dkv_quads(rows: vec4<u32>, valid: vec4<bool>, c: u32) -> array<mat4x4<f32>, 2> {
+  var m: array<mat4x4<f32>, 2>;
+  for (var u = 0u; u < 4u; u++) {
+    if (valid[u]) {
+      let at = rows[u] + 4u * c;
+      m[0][u] = vec4(dk[at], dk[at + 1u], dk[at + 2u], dk[at + 3u]);
+      m[1][u] = vec4(dv[at], dv[at + 1u], dv[at + 2u], dv[at + 3u]);
+    }
+  }
+  return m;
+}
+
 @group(0) @binding(6) var dkv_q: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(7) var dkv_k: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(8) var dkv_v: texture_storage_2d<rgba32float, read>;
@@ -265,12 +337,27 @@ fn attention_backward_dkv(
   // Σ_i ds_ij (scale · q_i) and Σ_i p_ij d_out_i, chunk by chunk
   var dk_acc: array<mat4x4<f32>, ACCUMULATOR_CHUNKS>;
   var dv_acc: array<mat4x4<f32>, ACCUMULATOR_CHUNKS>;
+  if (params.block_start > 0u) {
+    for (var c = 0u; c < CHUNKS; c++) {
+      let kv = dkv_quads(at, mine.valid, c); // the pairs before block_start
+      dk_acc[c] = kv[0];
+      dv_acc[c] = kv[1];
+    }
+  }
 
+  // The (head g of the group, query block q0) pairs in order, numbered g · blocks + i with
+  // q0 = first_query + i · BLOCK_Q; this dispatch runs [block_start, block_end) of them.
   let offset = causal_offset();
   let first_query = select(0u, k0 - offset, k0 > offset);
-  for (var g = 0u; g < group_size; g++) {
-    let h = kvh * group_size + g;
-    for (var q0 = first_query; q0 < params.q_len; q0 += BLOCK_Q) {
+  let blocks = (params.q_len + BLOCK_Q - 1u) / BLOCK_Q; // i < blocks covers every query
+  let pair_end = min(params.block_end, group_size * blocks);
+  for (var pair = params.block_start; pair < pair_end; pair++) {
+    let h = kvh * group_size + pair / blocks;
+    let q0 = first_query + (pair % blocks) * BLOCK_Q;
+    if (q0 >= params.q_len) {
+      continue;
+    }
+    {
       var s: Scores;
       var dp: Scores;
       for (var r = 0u; r < BLOCK_Q; r++) {

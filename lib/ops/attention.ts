@@ -69,6 +69,8 @@ export interface AttentionOptions {
   scale?: number;
   /** Which kernels; "auto" (default) picks per device and shape. For tests and benchmarks. */
   variant?: AttentionVariant;
+  /** At most this many blocks per dispatch (tests of the split dispatches; see dispatchRanges). */
+  blocksPerDispatch?: number;
 }
 
 export interface AttentionDims {
@@ -134,14 +136,17 @@ function kernel(
   };
 }
 
-function params(dims: AttentionDims, scale: number): Params {
+/** The kernels' uniform; [start, end): the blocks this dispatch runs (kernels/attention_common). */
+function params(dims: AttentionDims, scale: number, [start, end]: [number, number]): Params {
   return new Params()
     .u32(dims.batch)
     .u32(dims.queryLen)
     .u32(dims.keyLen)
     .u32(dims.queryHeads)
     .u32(dims.kvHeads)
-    .f32(scale);
+    .f32(scale)
+    .u32(start)
+    .u32(end);
 }
 
 function expectShape(op: string, name: string, t: Tensor, shape: readonly number[]): void {
@@ -195,66 +200,86 @@ function attentionDims(
  * Mesa's llvmpipe (lavapipe) ends every loop of a shader invocation once that invocation has run
  * LP_MAX_TGSI_LOOP_ITERATIONS = 65,535 loop iterations in all (a guard against hangs), and the
  * kernel then writes wrong values without any error. An attention invocation loops over every key
- * block (forward, dq) or over every query block of each head of its group (dkv), ~5·b + 2·C·(b + 1)
- * iterations per block of b rows with C = ceil(D / 4) chunks; measured on lavapipe: the forward
- * goes wrong from ~1,770 keys and dK, dV from ~700 queries with 3 query heads per kv head (D = 64).
- * So on a software adapter a shape past SOFTWARE_LOOP_BUDGET is refused rather than computed wrong.
- * (The fix would be to cut such a shape into several dispatches that continue each other's sums.)
+ * block (forward, dq) or over every (head of its group, query block) pair (dkv), ~5·b + 2·C·(b + 1)
+ * iterations per block of b rows with C = ceil(D / 4) chunks; measured on lavapipe with one
+ * dispatch: the forward went wrong from ~1,770 keys and dK, dV from ~700 queries with 3 query
+ * heads per kv head (D = 64). So on a software adapter the texture kernels run a long shape as
+ * several dispatches of at most SOFTWARE_LOOP_BUDGET iterations each, every one continuing the
+ * sums of the one before in the same order (the same bits as one dispatch); the buffer kernels
+ * (which run there only for head dims the texture ones do not take) refuse such a shape.
  */
 const SOFTWARE_LOOP_LIMIT = 65535;
 const SOFTWARE_LOOP_BUDGET = 60000; // leaves room for the loops the estimate does not count
 
-/** The loop iterations of one invocation of `entry` (an upper bound) and the rows it grows with. */
-function loopIterations(
+/** The blocks one invocation of `entry` loops over, and the loop iterations of each (a bound). */
+function loopBlocks(
   entry: Entry,
   dims: AttentionDims,
   bq: number,
   bk: number,
-): { iterations: number; perBlock: number; blocksPerRow: number; rows: number; what: string } {
+): { blocks: number; perBlock: number; rowsPerBlock: number; rows: number; what: string } {
   const chunks = Math.ceil(dims.headDim / 4);
   const perBlock = (b: number) => 5 * b + 2 * chunks * (b + 1) + 4;
   if (entry === "attention_backward_dkv") {
     const group = dims.queryHeads / dims.kvHeads;
-    const blocks = group * Math.ceil(dims.queryLen / bq);
     return {
-      iterations: blocks * perBlock(bq),
+      blocks: group * Math.ceil(dims.queryLen / bq), // (head of the group, query block) pairs
       perBlock: perBlock(bq),
-      blocksPerRow: group / bq,
+      rowsPerBlock: bq / group,
       rows: dims.queryLen,
       what: "queries",
     };
   }
-  const blocks = Math.ceil(dims.keyLen / bk);
   return {
-    iterations: blocks * perBlock(bk),
+    blocks: Math.ceil(dims.keyLen / bk),
     perBlock: perBlock(bk),
-    blocksPerRow: 1 / bk,
+    rowsPerBlock: bk,
     rows: dims.keyLen,
     what: "keys",
   };
 }
 
-/** On a software adapter: refuses a shape whose invocations would pass llvmpipe's loop limit. */
-function checkLoopLimit(
+/**
+ * The block ranges [start, end) of the dispatches that run `entry`: one on a GPU, several on a
+ * software adapter when the loops would pass llvmpipe's limit (texture kernels; the buffer kernels
+ * refuse). `blocksPerDispatch` (tests) forces smaller ranges.
+ */
+function dispatchRanges(
   ctx: GpuContext,
   op: string,
   entry: Entry,
+  variant: Variant,
   dims: AttentionDims,
-  bq: number,
-  bk: number,
-): void {
-  if (!ctx.adapter.isFallback) return;
-  const { iterations, perBlock, blocksPerRow, rows, what } = loopIterations(entry, dims, bq, bk);
-  if (iterations <= SOFTWARE_LOOP_BUDGET) return;
-  const most = Math.floor(Math.floor(SOFTWARE_LOOP_BUDGET / perBlock) / blocksPerRow);
-  // A UserError: the CLI prints it as one line (a limit of the adapter, not a bug).
-  throw new UserError(
-    `${op}: ${rows} ${what} (B=${dims.batch}, Tq=${dims.queryLen}, Tk=${dims.keyLen}, ` +
-      `Hq=${dims.queryHeads}, Hkv=${dims.kvHeads}, D=${dims.headDim}) is more than this software ` +
-      `adapter can run: one invocation would loop ~${iterations} times, and llvmpipe stops ` +
-      `every loop after ${SOFTWARE_LOOP_LIMIT} in all, returning wrong values; use at most ` +
-      `~${most} ${what} here, or a GPU`,
+  blocks: { bq: number; bk: number },
+  blocksPerDispatch?: number,
+): [number, number][] {
+  const { blocks: total, perBlock, rowsPerBlock, rows, what } = loopBlocks(
+    entry,
+    dims,
+    blocks.bq,
+    blocks.bk,
   );
+  let most = total;
+  if (ctx.adapter.isFallback) most = Math.max(1, Math.floor(SOFTWARE_LOOP_BUDGET / perBlock));
+  if (blocksPerDispatch !== undefined) most = Math.min(most, blocksPerDispatch);
+  if (most >= total) return [[0, total]];
+  if (variant === "buffers") {
+    // A UserError: the CLI prints it as one line (a limit of the adapter, not a bug).
+    throw new UserError(
+      `${op}: ${rows} ${what} (B=${dims.batch}, Tq=${dims.queryLen}, Tk=${dims.keyLen}, ` +
+        `Hq=${dims.queryHeads}, Hkv=${dims.kvHeads}, D=${dims.headDim}) is more than this ` +
+        `software adapter can run with the buffer kernels (head dims the texture kernels do not ` +
+        `take): one invocation would loop ~${total * perBlock} times, and llvmpipe stops every ` +
+        `loop after ${SOFTWARE_LOOP_LIMIT} in all, returning wrong values; use at most ` +
+        `~${Math.floor(most * rowsPerBlock)} ${what} here, a head dim that is a multiple of 4 ` +
+        `up to ${TEXTURES_MAX_HEAD_DIM}, or a GPU`,
+    );
+  }
+  const ranges: [number, number][] = [];
+  for (let start = 0; start < total; start += most) {
+    ranges.push([start, Math.min(total, start + most)]);
+  }
+  return ranges;
 }
 
 /** The largest head dim of the texture kernels (their private accumulators grow with it). */
@@ -310,27 +335,41 @@ export function attentionForward(
 ): { out: Tensor<"f32">; lse: Tensor<"f32"> } {
   const dims = attentionDims("attentionForward", q, k, v, keyMask);
   const scale = options.scale ?? 1 / Math.sqrt(dims.headDim);
+  const variant = chooseVariant(ctx, "attentionForward", dims, options.variant);
+  const blocks = chooseBlocks(ctx, "attention_forward", dims);
+  const ranges = dispatchRanges(
+    ctx,
+    "attentionForward",
+    "attention_forward",
+    variant,
+    dims,
+    blocks,
+    options.blocksPerDispatch,
+  );
   const out = ctx.empty(q.shape, "f32");
   const lse = ctx.empty([dims.batch, dims.queryHeads, dims.queryLen], "f32");
-  const variant = chooseVariant(ctx, "attentionForward", dims, options.variant);
-  const { bq, bk } = chooseBlocks(ctx, "attention_forward", dims);
-  checkLoopLimit(ctx, "attentionForward", "attention_forward", dims, bq, bk);
-  const workgroups = [Math.ceil(dims.queryLen / bq), dims.queryHeads, dims.batch] as const;
-  const forward = kernel("attention_forward", variant, dims.headDim, bq, bk);
+  const workgroups = [Math.ceil(dims.queryLen / blocks.bq), dims.queryHeads, dims.batch] as const;
+  const forward = kernel("attention_forward", variant, dims.headDim, blocks.bq, blocks.bk);
   if (variant === "textures") {
-    ctx.dispatch(forward, {
-      params: params(dims, scale),
-      tensors: [keyMask, out, lse],
-      textures: [
-        stageHeads(ctx, q, STAGING_SLOTS.attentionQ),
-        stageHeads(ctx, k, STAGING_SLOTS.attentionK),
-        stageHeads(ctx, v, STAGING_SLOTS.attentionV),
-      ],
-      workgroups,
-    });
+    // [B, Hq, Tq, 2]: each row's running max and sum between the dispatches of a long shape.
+    const state = ctx.empty([dims.batch, dims.queryHeads, dims.queryLen, 2], "f32");
+    const textures = [
+      stageHeads(ctx, q, STAGING_SLOTS.attentionQ),
+      stageHeads(ctx, k, STAGING_SLOTS.attentionK),
+      stageHeads(ctx, v, STAGING_SLOTS.attentionV),
+    ];
+    for (const range of ranges) {
+      ctx.dispatch(forward, {
+        params: params(dims, scale, range),
+        tensors: [keyMask, out, lse, state],
+        textures,
+        workgroups,
+      });
+    }
+    state.release();
   } else {
     ctx.dispatch(forward, {
-      params: params(dims, scale),
+      params: params(dims, scale, ranges[0]),
       tensors: [q, k, v, keyMask, out, lse],
       workgroups,
     });
@@ -362,18 +401,18 @@ export function attentionBackward(
   expectShape(op, "out", out, q.shape);
   expectShape(op, "lse", lse, [dims.batch, dims.queryHeads, dims.queryLen]);
   const scale = options.scale ?? 1 / Math.sqrt(dims.headDim);
-  const p = params(dims, scale);
   const d = dims.headDim;
 
   const variant = chooseVariant(ctx, op, dims, options.variant);
   const dq = chooseBlocks(ctx, "attention_backward_dq", dims);
   const dkv = chooseBlocks(ctx, "attention_backward_dkv", dims);
-  checkLoopLimit(ctx, op, "attention_backward_dq", dims, dq.bq, dq.bk);
-  checkLoopLimit(ctx, op, "attention_backward_dkv", dims, dkv.bq, dkv.bk);
+  const split = options.blocksPerDispatch;
+  const dqRanges = dispatchRanges(ctx, op, "attention_backward_dq", variant, dims, dq, split);
+  const dkvRanges = dispatchRanges(ctx, op, "attention_backward_dkv", variant, dims, dkv, split);
 
   const rows = dims.batch * dims.queryHeads * dims.queryLen;
   const rowDot = ctx.empty([dims.batch, dims.queryHeads, dims.queryLen], "f32");
-  // The texture kernels read q, k, v and dOut from textures, staged once for both dispatches.
+  // The texture kernels read q, k, v and dOut from textures, staged once for both kernels.
   const textures = variant === "textures"
     ? [
       stageHeads(ctx, q, STAGING_SLOTS.attentionQ),
@@ -383,29 +422,33 @@ export function attentionBackward(
     ]
     : undefined;
   ctx.dispatch(kernel("attention_row_dot", "buffers", d), {
-    params: p,
+    params: params(dims, scale, [0, 0]),
     tensors: [dOut, out, rowDot],
     workgroups: ctx.groupsFor(rows, ROW_DOT_WORKGROUP),
   });
 
   const dQ = ctx.empty(q.shape, "f32");
-  ctx.dispatch(kernel("attention_backward_dq", variant, d, dq.bq, dq.bk), {
-    params: p,
-    tensors: textures ? [keyMask, lse, rowDot, dQ] : [q, k, v, keyMask, dOut, lse, rowDot, dQ],
-    textures,
-    workgroups: [Math.ceil(dims.queryLen / dq.bq), dims.queryHeads, dims.batch],
-  });
+  for (const range of dqRanges) {
+    ctx.dispatch(kernel("attention_backward_dq", variant, d, dq.bq, dq.bk), {
+      params: params(dims, scale, range),
+      tensors: textures ? [keyMask, lse, rowDot, dQ] : [q, k, v, keyMask, dOut, lse, rowDot, dQ],
+      textures,
+      workgroups: [Math.ceil(dims.queryLen / dq.bq), dims.queryHeads, dims.batch],
+    });
+  }
 
   const dK = ctx.empty(k.shape, "f32");
   const dV = ctx.empty(k.shape, "f32");
-  ctx.dispatch(kernel("attention_backward_dkv", variant, d, dkv.bq, dkv.bk), {
-    params: p,
-    tensors: textures
-      ? [keyMask, lse, rowDot, dK, dV]
-      : [q, k, v, keyMask, dOut, lse, rowDot, dK, dV],
-    textures,
-    workgroups: [Math.ceil(dims.keyLen / dkv.bk), dims.kvHeads, dims.batch],
-  });
+  for (const range of dkvRanges) {
+    ctx.dispatch(kernel("attention_backward_dkv", variant, d, dkv.bq, dkv.bk), {
+      params: params(dims, scale, range),
+      tensors: textures
+        ? [keyMask, lse, rowDot, dK, dV]
+        : [q, k, v, keyMask, dOut, lse, rowDot, dK, dV],
+      textures,
+      workgroups: [Math.ceil(dims.keyLen / dkv.bk), dims.kvHeads, dims.batch],
+    });
+  }
 
   rowDot.release();
   return { dQ, dK, dV };
