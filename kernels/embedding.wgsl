@@ -30,6 +30,11 @@ struct Params {
   row_start: u32,    // the chunk holds table rows [row_start, row_end)
   row_end: u32,
   first_unique: u32, // backward: index u of the chunk's first distinct id
+  // backward: this dispatch adds positions [window_start, window_start + window_size) of each
+  // id's list (all of them, in one dispatch, unless llvmpipe's loop limit asks for several:
+  // lib/ops/embedding.ts)
+  window_start: u32,
+  window_size: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -72,8 +77,10 @@ fn embedding_backward(
   if (k >= params.count) { return; }
   let u = params.first_unique + k;
   let row = (unique_ids[u] - params.row_start) * params.dim;
-  let first = offsets[u];
-  let last = offsets[u + 1u];
+  let first = offsets[u] + params.window_start;
+  let end = offsets[u + 1u];
+  if (first >= end) { return; } // this id has no positions in the window
+  let last = first + min(end - first, params.window_size);
   for (var d = tid; d < params.dim; d += WORKGROUP_SIZE) {
     var acc = 0.0;
     for (var p = first; p < last; p++) { acc += d_out[positions[p] * params.dim + d]; }

@@ -7,7 +7,7 @@
 //   queries are the last Tq positions (Tq = Tk in training, Tq < Tk when decoding).
 
 import type { GpuContext } from "../gpu/context.ts";
-import { UserError } from "../gpu/errors.ts";
+import { loopBudget, LoopLimitError } from "../gpu/loop_limit.ts";
 import { Params } from "../gpu/params.ts";
 import { shapeString, type Tensor } from "../gpu/tensor.ts";
 import commonSource from "../../kernels/attention_common.wgsl" with { type: "text" };
@@ -197,20 +197,15 @@ function attentionDims(
 }
 
 /**
- * Mesa's llvmpipe (lavapipe) ends every loop of a shader invocation once that invocation has run
- * LP_MAX_TGSI_LOOP_ITERATIONS = 65,535 loop iterations in all (a guard against hangs), and the
- * kernel then writes wrong values without any error. An attention invocation loops over every key
+ * llvmpipe's loop limit (lib/gpu/loop_limit.ts): an attention invocation loops over every key
  * block (forward, dq) or over every (head of its group, query block) pair (dkv), ~5·b + 2·C·(b + 1)
  * iterations per block of b rows with C = ceil(D / 4) chunks; measured on lavapipe with one
  * dispatch: the forward went wrong from ~1,770 keys and dK, dV from ~700 queries with 3 query
  * heads per kv head (D = 64). So on a software adapter the texture kernels run a long shape as
- * several dispatches of at most SOFTWARE_LOOP_BUDGET iterations each, every one continuing the
- * sums of the one before in the same order (the same bits as one dispatch); the buffer kernels
- * (which run there only for head dims the texture ones do not take) refuse such a shape.
+ * several dispatches within the loop budget, every one continuing the sums of the one before in
+ * the same order (the same bits as one dispatch); the buffer kernels (which run there only for
+ * head dims the texture ones do not take) refuse such a shape.
  */
-const SOFTWARE_LOOP_LIMIT = 65535;
-const SOFTWARE_LOOP_BUDGET = 60000; // leaves room for the loops the estimate does not count
-
 /** The blocks one invocation of `entry` loops over, and the loop iterations of each (a bound). */
 function loopBlocks(
   entry: Entry,
@@ -259,20 +254,18 @@ function dispatchRanges(
     blocks.bq,
     blocks.bk,
   );
-  let most = total;
-  if (ctx.adapter.isFallback) most = Math.max(1, Math.floor(SOFTWARE_LOOP_BUDGET / perBlock));
+  let most = Math.min(total, Math.max(1, Math.floor(loopBudget(ctx) / perBlock)));
   if (blocksPerDispatch !== undefined) most = Math.min(most, blocksPerDispatch);
   if (most >= total) return [[0, total]];
   if (variant === "buffers") {
-    // A UserError: the CLI prints it as one line (a limit of the adapter, not a bug).
-    throw new UserError(
-      `${op}: ${rows} ${what} (B=${dims.batch}, Tq=${dims.queryLen}, Tk=${dims.keyLen}, ` +
-        `Hq=${dims.queryHeads}, Hkv=${dims.kvHeads}, D=${dims.headDim}) is more than this ` +
-        `software adapter can run with the buffer kernels (head dims the texture kernels do not ` +
-        `take): one invocation would loop ~${total * perBlock} times, and llvmpipe stops every ` +
-        `loop after ${SOFTWARE_LOOP_LIMIT} in all, returning wrong values; use at most ` +
-        `~${Math.floor(most * rowsPerBlock)} ${what} here, a head dim that is a multiple of 4 ` +
-        `up to ${TEXTURES_MAX_HEAD_DIM}, or a GPU`,
+    throw new LoopLimitError(
+      op,
+      `${rows} ${what} (B=${dims.batch}, Tq=${dims.queryLen}, Tk=${dims.keyLen}, ` +
+        `Hq=${dims.queryHeads}, Hkv=${dims.kvHeads}, D=${dims.headDim}) with the buffer kernels ` +
+        `(for head dims the texture kernels do not take)`,
+      total * perBlock,
+      `use at most ~${Math.floor(most * rowsPerBlock)} ${what} here, or a head dim that is a ` +
+        `multiple of 4 up to ${TEXTURES_MAX_HEAD_DIM}`,
     );
   }
   const ranges: [number, number][] = [];

@@ -18,6 +18,7 @@
 // give over the whole table.
 
 import type { GpuContext } from "../gpu/context.ts";
+import { loopBudget } from "../gpu/loop_limit.ts";
 import { Params } from "../gpu/params.ts";
 import { shapeString, type Tensor } from "../gpu/tensor.ts";
 import source from "../../kernels/embedding.wgsl" with { type: "text" };
@@ -57,8 +58,10 @@ function kernelParams(
   rowStart: number,
   rowEnd: number,
   firstUnique = 0,
+  window: [start: number, size: number] = [0, 0xffffffff],
 ): Params {
-  return new Params().u32(count).u32(dim).u32(vocab).u32(rowStart).u32(rowEnd).u32(firstUnique);
+  return new Params().u32(count).u32(dim).u32(vocab).u32(rowStart).u32(rowEnd).u32(firstUnique)
+    .u32(window[0]).u32(window[1]);
 }
 
 /** Checks that an [R, D] chunk starting at table row `rowStart` lies within V rows. */
@@ -180,6 +183,8 @@ export interface EmbeddingGradIndexGpu {
   count: number;
   /** U: the number of distinct ids. */
   uniqueCount: number;
+  /** The most positions one id has (the longest loop of the backward). */
+  maxOccurrences: number;
   /** [U] the distinct ids on the host (a row chunk's backward finds its ids here). */
   hostUniqueIds: Uint32Array<ArrayBuffer>;
   uniqueIds: Tensor<"u32">;
@@ -205,6 +210,10 @@ export function uploadEmbeddingGradIndex(
     vocab,
     count: ids.length,
     uniqueCount: index.uniqueIds.length,
+    maxOccurrences: index.offsets.reduce(
+      (most, end, u) => u === 0 ? 0 : Math.max(most, end - index.offsets[u - 1]),
+      0,
+    ),
     hostUniqueIds: index.uniqueIds,
     uniqueIds,
     offsets,
@@ -281,9 +290,19 @@ export function embeddingBackwardRows(
   // The distinct ids are ascending: the chunk's are the run [first, end) of them.
   const first = lowerBound(index.hostUniqueIds, rowStart);
   const end = lowerBound(index.hostUniqueIds, rowStart + rows);
-  ctx.dispatch(backwardKernel, {
-    params: kernelParams(end - first, dim, index.vocab, rowStart, rowStart + rows, first),
-    tensors: [dOut, index.uniqueIds, index.offsets, index.positions, dTableRows],
-    workgroups: ctx.groupsFor(end - first, 1),
-  });
+  // An invocation loops ceil(D / 64) times over its id's positions: past llvmpipe's loop limit
+  // (lib/gpu/loop_limit.ts) an id's positions go through several dispatches, each adding its
+  // window's sum (then the sum is rounded per window: the same bits only in one dispatch).
+  const perPosition = Math.ceil(dim / BACKWARD_WORKGROUP_SIZE);
+  const window = Math.max(1, Math.floor(loopBudget(ctx) / perPosition) - 1);
+  for (let start = 0; start === 0 || start < index.maxOccurrences; start += window) {
+    ctx.dispatch(backwardKernel, {
+      params: kernelParams(end - first, dim, index.vocab, rowStart, rowStart + rows, first, [
+        start,
+        Number.isFinite(window) ? window : 0xffffffff,
+      ]),
+      tensors: [dOut, index.uniqueIds, index.offsets, index.positions, dTableRows],
+      workgroups: ctx.groupsFor(end - first, 1),
+    });
+  }
 }

@@ -21,6 +21,7 @@
 // busy, else registers-vec4 for aligned rows, else tiled; tiled on real GPUs.
 
 import type { GpuContext } from "../gpu/context.ts";
+import { loopBudget, LoopLimitError } from "../gpu/loop_limit.ts";
 import { Params } from "../gpu/params.ts";
 import { shapeString, type Tensor } from "../gpu/tensor.ts";
 import source from "../../kernels/matmul.wgsl" with { type: "text" };
@@ -221,6 +222,25 @@ function recordTextures(
   });
 }
 
+/**
+ * llvmpipe's loop limit (lib/gpu/loop_limit.ts): an invocation of the register kernels loops
+ * once per 4 of K, the tiled one ~8 times per TILE_K (measured: wrong from K ≈ 65,536), for each
+ * summed batch. (The texture kernel's K is at most maxTextureDimension2D: 4,096 steps.) A
+ * product past the budget is refused on a software adapter rather than computed wrong.
+ */
+function checkLoops(ctx: GpuContext, p: Problem, variant: MatmulVariant): void {
+  const perBatch = variant === "tiled" ? 8 * Math.ceil(p.K / TILE_K) : Math.ceil(p.K / 4);
+  const iterations = p.sumBatches * perBatch + 16;
+  if (iterations <= loopBudget(ctx)) return;
+  const most = Math.floor((loopBudget(ctx) - 16) / p.sumBatches / perBatch * p.K);
+  throw new LoopLimitError(
+    "matmul",
+    `K=${p.K} (M=${p.M}, N=${p.N}, ${p.sumBatches} summed batches, the ${variant} kernel)`,
+    iterations,
+    `use at most K ≈ ${most} per product here`,
+  );
+}
+
 /** Records one dispatch of the kernel for `p`, writing (or adding to) `out`. */
 function record(
   ctx: GpuContext,
@@ -243,6 +263,7 @@ function record(
   }
   const variant = chooseVariant(ctx, p, accumulate, asked);
   if (variant === "textures") return recordTextures(ctx, a, b, out, p, accumulate);
+  checkLoops(ctx, p, variant);
   const params = new Params()
     .u32(p.M).u32(p.N).u32(p.K)
     .u32(p.aBatchStride).u32(p.bBatchStride).u32(p.cBatchStride)

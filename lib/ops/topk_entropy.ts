@@ -23,7 +23,7 @@ const WORKGROUP_SIZE = 64;
 // How many threads a row gets (threadsPerRowFor). Measured on lavapipe, where a merge's
 // workgroup-memory traffic costs far more than the registers' arithmetic, and where threads
 // that share a row stream it less cache-friendly: rows are split only as far as needed.
-/** lavapipe ends any shader loop after 65,535 iterations: a thread's share must stay below. */
+/** llvmpipe stops an invocation's loops after 65,535 iterations in all (lib/gpu/loop_limit.ts). */
 const MAX_COLUMNS_PER_THREAD = 65_535;
 /** A longer share is split, whatever the number of rows. */
 const LONG_SHARE = 16_384;

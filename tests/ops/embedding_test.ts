@@ -107,6 +107,26 @@ Deno.test("embedding: backward accumulates into dTable; reruns are bit-identical
   }
 });
 
+Deno.test("embedding: an id with more positions than llvmpipe's loops allow still sums right", async () => {
+  // One invocation sums one id's positions, ceil(D / 64) loop iterations each: 25,000
+  // positions of D = 384 pass llvmpipe's limit of 65,535 (lib/gpu/loop_limit.ts), so on a
+  // software adapter they go through several dispatches (elsewhere: one).
+  const ctx = await testGpu();
+  const rng = new Rng(35);
+  const [n, vocab, dim] = [25_000, 3, 384];
+  const ids = Array.from({ length: n }, (_, p) => (p % 50 === 0 ? 2 : 1)); // id 1: 24,500 times
+  const dOut = rng.normals(n * dim);
+  const dOutT = ctx.f32(dOut, [n, dim]);
+  const dTable = ctx.zeros([vocab, dim], "f32");
+  const index = gpuOps.uploadEmbeddingGradIndex(ctx, ids, vocab);
+  gpuOps.embeddingBackward(ctx, dOutT, index, dTable);
+  const [got] = await ctx.readMany([dTable]);
+  index.release();
+  const want = ref.embeddingBackward(dOut, ids, new Float32Array(vocab * dim), dim);
+  assertClose(got, want, { rtol: 1e-4, atol: 2e-7 * n }, "24,500 positions of one id");
+  for (const t of [dOutT, dTable]) t.release();
+});
+
 Deno.test("embedding: backward checks its shapes", async () => {
   const ctx = await testGpu();
   const index = gpuOps.uploadEmbeddingGradIndex(ctx, [1, 2, 3], 4);

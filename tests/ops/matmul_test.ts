@@ -368,6 +368,24 @@ Deno.test("matmul: textures — vec4 stores (N % 4 = 0) give the scalar stores' 
   a.release();
 });
 
+Deno.test("matmul: on a software adapter, K past llvmpipe's loop limit is refused", async () => {
+  // The tiled kernel loops ~8 times per 8 of K: from K ≈ 65,536 llvmpipe cut its loops and the
+  // product came out wrong (lib/gpu/loop_limit.ts). Refused in one line instead.
+  const ctx = await testGpu();
+  if (!ctx.adapter.isFallback) return;
+  const a = ctx.zeros([5, 70_001], "f32");
+  const b = ctx.zeros([70_001, 3], "f32");
+  let message = "no error";
+  try {
+    gpuOps.matmul(ctx, a, b, { variant: "tiled" });
+  } catch (e) {
+    message = String(e);
+  }
+  assert(message.includes("matmul: K=70001"), message);
+  assert(message.includes("llvmpipe stops every loop after 65535"), message);
+  for (const t of [a, b]) t.release();
+});
+
 Deno.test("matmul: shape errors name the op and the shapes", async () => {
   const ctx = await testGpu();
   const t = (...shape: number[]) => ctx.empty(shape, "f32");
