@@ -32,7 +32,7 @@
 //      chunk sums, then the chosen chunk, in index order.
 // Logits must not be NaN; -Inf logits are allowed (never drawn while a finite logit exists).
 
-override WORKGROUP_SIZE: u32 = 256u; // threads per row: a power of two, 16 … 256
+override WORKGROUP_SIZE: u32 = 256u; // threads per row: a power of two, 16 … 256 (lavapipe: see SWEEPS in lib/ops/sampling.ts)
 
 // ---- the counter-based RNG -----------------------------------------------------------------
 

@@ -4,6 +4,7 @@
 // Ids stay on the GPU for the next decode step. The math is in kernels/sampling.wgsl.
 
 import type { GpuContext } from "../gpu/context.ts";
+import { loopBudget, LoopLimitError } from "../gpu/loop_limit.ts";
 import { Params } from "../gpu/params.ts";
 import { shapeString, type Tensor } from "../gpu/tensor.ts";
 import source from "../../kernels/sampling.wgsl" with { type: "text" };
@@ -12,6 +13,12 @@ import source from "../../kernels/sampling.wgsl" with { type: "text" };
 const ROW_THREADS = 256;
 const SMALL_VOCAB_ROW_THREADS = 64;
 const SMALL_VOCAB = 4096;
+/**
+ * Sweeps over its share of the row one invocation makes at most (argmax, sums, 4 top-k and 8
+ * top-p passes, the draw): what llvmpipe's loop limit counts (lib/gpu/loop_limit.ts; measured:
+ * 32 threads per row came out wrong at V = 151,936 with top-k and top-p, 64 did not).
+ */
+const SWEEPS = 18;
 const UNIFORM_THREADS = 64;
 
 export interface SamplingOptions {
@@ -122,6 +129,10 @@ export function sampleWithUniforms(
   }
   const out = into ?? { ids: ctx.empty([rows], "u32"), logprobs: ctx.empty([rows], "f32") };
   const threads = vocab < SMALL_VOCAB ? SMALL_VOCAB_ROW_THREADS : ROW_THREADS;
+  const iterations = SWEEPS * Math.ceil(vocab / threads);
+  if (iterations > loopBudget(ctx)) {
+    throw new LoopLimitError(op, `a vocabulary of ${vocab}`, iterations, "sample fewer logits");
+  }
   ctx.dispatch(
     { name: "sampling", source, entry: "sample_rows", constants: { WORKGROUP_SIZE: threads } },
     {
