@@ -69,6 +69,16 @@ async function runGpu(
   return results;
 }
 
+/** The message of what `f` throws or rejects with ("no error" when it does not). */
+async function errorOf(f: () => unknown): Promise<string> {
+  try {
+    await f();
+  } catch (e) {
+    return String(e);
+  }
+  return "no error";
+}
+
 const CASES: Case[] = [
   { name: "T=1 D=1 single head", dims: dims(1, 1, 1, 1, 1, 1) },
   { name: "T=2 D=8 MHA", dims: dims(2, 2, 2, 2, 2, 8) },
@@ -140,12 +150,7 @@ Deno.test("attention: the textures variant refuses a head dim that is not a mult
   const ctx = await testGpu();
   const c: Case = { name: "D=6", dims: dims(1, 3, 3, 2, 1, 6) };
   const x = inputs(c, 3);
-  let message = "no error";
-  try {
-    await runGpu(ctx, c, x, "textures");
-  } catch (e) {
-    message = String(e);
-  }
+  const message = await errorOf(() => runGpu(ctx, c, x, "textures"));
   assert(message.includes("attentionForward: the textures variant needs a head dim"), message);
   // "auto" falls back to the buffer kernels for it.
   const [out] = await runGpu(ctx, c, x, "auto");
@@ -196,12 +201,7 @@ Deno.test("attention: on a software adapter, shapes past llvmpipe's loop limit s
   assertClose(dQ, grads.dQ, TOLERANCE, "long: dQ");
   assertClose(dK, grads.dK, TOLERANCE, "long: dK");
   assertClose(dV, grads.dV, TOLERANCE, "long: dV");
-  let message = "no error";
-  try {
-    await runGpu(ctx, c, x, "buffers");
-  } catch (e) {
-    message = String(e);
-  }
+  const message = await errorOf(() => runGpu(ctx, c, x, "buffers"));
   assert(message.includes("attentionBackward: 1024 queries"), message);
   assert(message.includes("llvmpipe stops every loop after 65535"), message);
 });
