@@ -7,11 +7,18 @@
 
 export const STAGING_FORMAT: GPUTextureFormat = "rgba32float";
 
+/** A pinned texture and the matrix [rows, K] whose texels it holds (by rows along k). */
+export interface PinnedTexture {
+  texture: GPUTexture;
+  rows: number;
+  K: number;
+}
+
 export class StagingTextures {
   readonly #slots: (GPUTexture | undefined)[] = [];
   readonly #views = new WeakMap<GPUTexture, GPUTextureView>();
   /** Pinned textures by the buffer whose texels they hold (see `pin`). */
-  readonly #pinned = new Map<GPUBuffer, GPUTexture>();
+  readonly #pinned = new Map<GPUBuffer, PinnedTexture>();
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -32,12 +39,12 @@ export class StagingTextures {
    * keeps it until `unpin`. The caller promises that the buffer neither changes nor is
    * released meanwhile: ops then read the texture instead of copying the buffer again.
    */
-  pin(buffer: GPUBuffer, texture: GPUTexture): void {
-    this.#pinned.set(buffer, texture);
+  pin(buffer: GPUBuffer, pinned: PinnedTexture): void {
+    this.#pinned.set(buffer, pinned);
   }
 
-  /** The texture pinned for `buffer`, if any. */
-  pinned(buffer: GPUBuffer): GPUTexture | undefined {
+  /** The texture pinned for `buffer`, if any, and the matrix it holds. */
+  pinned(buffer: GPUBuffer): PinnedTexture | undefined {
     return this.#pinned.get(buffer);
   }
 
@@ -46,9 +53,9 @@ export class StagingTextures {
    * recorded work that reads it is submitted (ctx.destroyAfterSubmit).
    */
   unpin(buffer: GPUBuffer): GPUTexture | undefined {
-    const texture = this.#pinned.get(buffer);
+    const pinned = this.#pinned.get(buffer);
     this.#pinned.delete(buffer);
-    return texture;
+    return pinned?.texture;
   }
 
   /** The texture of `slot`, at least width × height texels. */

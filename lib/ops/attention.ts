@@ -255,17 +255,23 @@ function dispatchRanges(
     blocks.bk,
   );
   let most = Math.min(total, Math.max(1, Math.floor(loopBudget(ctx) / perBlock)));
-  if (blocksPerDispatch !== undefined) most = Math.min(most, blocksPerDispatch);
+  if (blocksPerDispatch !== undefined) {
+    if (!Number.isInteger(blocksPerDispatch) || blocksPerDispatch < 1) {
+      throw new Error(`${op}: blocksPerDispatch must be an integer ≥ 1, got ${blocksPerDispatch}`);
+    }
+    most = Math.min(most, blocksPerDispatch);
+  }
   if (most >= total) return [[0, total]];
   if (variant === "buffers") {
     throw new LoopLimitError(
       op,
       `${rows} ${what} (B=${dims.batch}, Tq=${dims.queryLen}, Tk=${dims.keyLen}, ` +
-        `Hq=${dims.queryHeads}, Hkv=${dims.kvHeads}, D=${dims.headDim}) with the buffer kernels ` +
-        `(for head dims the texture kernels do not take)`,
+        `Hq=${dims.queryHeads}, Hkv=${dims.kvHeads}, D=${dims.headDim}) with the buffer kernels, ` +
+        `which run here when the texture ones do not fit (they need D a multiple of 4 up to ` +
+        `${TEXTURES_MAX_HEAD_DIM}, and B·Tk and Hq·D/4 within ${ctx.limits.maxTextureDimension2D})`,
       total * perBlock,
-      `use at most ~${Math.floor(most * rowsPerBlock)} ${what} here, or a head dim that is a ` +
-        `multiple of 4 up to ${TEXTURES_MAX_HEAD_DIM}`,
+      `use at most ~${Math.floor(most * rowsPerBlock)} ${what} here, or a shape the texture ` +
+        `kernels take`,
     );
   }
   const ranges: [number, number][] = [];

@@ -230,9 +230,9 @@ function recordTextures(
  */
 function checkLoops(ctx: GpuContext, p: Problem, variant: MatmulVariant): void {
   const perBatch = variant === "tiled" ? 8 * Math.ceil(p.K / TILE_K) : Math.ceil(p.K / 4);
-  const iterations = p.sumBatches * perBatch + 16;
+  const iterations = p.sumBatches * (perBatch + 1) + 16;
   if (iterations <= loopBudget(ctx)) return;
-  const most = Math.floor((loopBudget(ctx) - 16) / p.sumBatches / perBatch * p.K);
+  const most = Math.floor(((loopBudget(ctx) - 16) / p.sumBatches - 1) / perBatch * p.K);
   throw new LoopLimitError(
     "matmul",
     `K=${p.K} (M=${p.M}, N=${p.N}, ${p.sumBatches} summed batches, the ${variant} kernel)`,
@@ -413,8 +413,25 @@ export function matmul(
   const { transposeA = false, transposeB = false, variant = "auto" } = opts;
   const { problem, outShape } = plan("matmul", a, b, transposeA, transposeB);
   const out = ctx.empty(outShape, "f32");
-  record(ctx, a, b, out, problem, false, variant);
+  recordOrRelease(ctx, a, b, out, problem, variant);
   return out;
+}
+
+/** record() into a new `out`, which is given back if the product is refused. */
+function recordOrRelease(
+  ctx: GpuContext,
+  a: Tensor<"f32">,
+  b: Tensor<"f32">,
+  out: Tensor<"f32">,
+  p: Problem,
+  variant: MatmulVariant,
+): void {
+  try {
+    record(ctx, a, b, out, p, false, variant);
+  } catch (e) {
+    out.release();
+    throw e;
+  }
 }
 
 /**
@@ -431,15 +448,8 @@ function matmulSumBatches(
   const { problem, outShape } = plan("matmulBackward", x, y, transposeA, transposeB);
   const [batches, M, N] = outShape;
   const out = ctx.empty([M, N], "f32");
-  record(
-    ctx,
-    x,
-    y,
-    out,
-    { ...problem, batches: 1, sumBatches: batches, cBatchStride: 0 },
-    false,
-    variant,
-  );
+  const summed = { ...problem, batches: 1, sumBatches: batches, cBatchStride: 0 };
+  recordOrRelease(ctx, x, y, out, summed, variant);
   return out;
 }
 

@@ -127,12 +127,12 @@ export function sampleWithUniforms(
         `${shapeString(into.logprobs.shape)} must both hold ${rows} rows`,
     );
   }
-  const out = into ?? { ids: ctx.empty([rows], "u32"), logprobs: ctx.empty([rows], "f32") };
   const threads = vocab < SMALL_VOCAB ? SMALL_VOCAB_ROW_THREADS : ROW_THREADS;
   const iterations = SWEEPS * Math.ceil(vocab / threads);
   if (iterations > loopBudget(ctx)) {
     throw new LoopLimitError(op, `a vocabulary of ${vocab}`, iterations, "sample fewer logits");
   }
+  const out = into ?? { ids: ctx.empty([rows], "u32"), logprobs: ctx.empty([rows], "f32") };
   ctx.dispatch(
     { name: "sampling", source, entry: "sample_rows", constants: { WORKGROUP_SIZE: threads } },
     {

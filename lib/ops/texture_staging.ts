@@ -44,9 +44,12 @@ export function stageTexture(
   kMajor: boolean,
 ): { texture: GPUTexture; kMajor: boolean } {
   if (!kMajor) {
+    // The same matrix (a reshaped view of the buffer is another one), tall enough.
     const pinned = ctx.staging.pinned(x.buffer);
-    if (pinned && pinned.height >= paddedRows && pinned.width === Math.ceil(K / 4)) {
-      return { texture: pinned, kMajor: false };
+    if (
+      pinned && pinned.rows === rows && pinned.K === K && pinned.texture.height >= paddedRows
+    ) {
+      return { texture: pinned.texture, kMajor: false };
     }
   }
   if (kMajor && rows % 64 === 0 && K % 4 === 0) {
@@ -113,7 +116,7 @@ export function pinTextures(ctx: GpuContext, matrices: readonly Tensor<"f32">[])
     if (rows === 0 || K === 0 || height > max || Math.ceil(K / 4) > max) continue;
     const texture = ctx.staging.create(Math.ceil(K / 4), height, "pinned");
     fillRows(ctx, x, texture, rows, K, false);
-    ctx.staging.pin(x.buffer, texture);
+    ctx.staging.pin(x.buffer, { texture, rows, K });
     pinned.push(x.buffer);
   }
   return () => {

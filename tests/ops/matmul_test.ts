@@ -334,6 +334,25 @@ Deno.test("matmul: textures — a pinned operand gives the same bits as a copied
   }
 });
 
+Deno.test("matmul: textures — a reshaped view of a pinned matrix is not read from the pin", async () => {
+  // w [6, 5] pinned holds 2 texels a row; w viewed as [5, 6] also has 2 texels a row but other
+  // rows: the product must copy the view, not read the pinned texture.
+  const ctx = await testGpu();
+  if (!ctx.adapter.isFallback) return;
+  const rng = new Rng(17);
+  const w = ctx.f32(rng.normals(30), [6, 5]);
+  const x = ctx.f32(rng.normals(64 * 6), [64, 6]);
+  const product = () =>
+    gpuOps.matmul(ctx, x, w.reshape([5, 6]), { transposeB: true, variant: "textures" });
+  const copied = product();
+  const unpin = pinTextures(ctx, [w]);
+  const whilePinned = product();
+  unpin();
+  const [a, b] = await ctx.readMany([copied, whilePinned]);
+  assertBitEqual(b, a, "[64, 6] · ([5, 6] view)ᵀ");
+  for (const t of [w, x, copied, whilePinned]) t.release();
+});
+
 Deno.test("matmul: textures — vec4 stores (N % 4 = 0) give the scalar stores' bits", async () => {
   // Each C element is its own sum, so C = a·bᵀ with N = 68 (vec4 stores) must equal the first
   // 68 columns of the same product with N = 69 (scalar stores), overwritten or accumulated.
