@@ -164,7 +164,9 @@ export function sample(
   const [rows] = checkSampling(logits, options); // before allocating the uniforms
   if (options.temperature === 0) return sampleWithUniforms(ctx, logits, null, options, into);
   const uniforms = philoxUniforms(ctx, rows, options);
-  const out = sampleWithUniforms(ctx, logits, uniforms, options, into);
-  uniforms.release();
-  return out;
+  try {
+    return sampleWithUniforms(ctx, logits, uniforms, options, into);
+  } finally {
+    uniforms.release();
+  }
 }

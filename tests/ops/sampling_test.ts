@@ -424,3 +424,22 @@ Deno.test("sampling: bad arguments name the op and the shapes", async () => {
   check(messages.every((m) => m.startsWith("sample")), messages.join("; "));
   logits.release();
 });
+
+Deno.test("sampling: on a software adapter, rows past llvmpipe's loop limit are refused", async () => {
+  // A sampling invocation sweeps its share of the row ~18 times; llvmpipe ends its loops after
+  // 65,535 iterations in all (lib/gpu/loop_limit.ts), which made 16–32 threads per row wrong at
+  // V = 151,936. At 256 threads a row of 900,000 logits is past that: refused in one line.
+  const ctx = await testGpu();
+  if (!ctx.adapter.isFallback) return;
+  const logits = ctx.zeros([1, 900_000], "f32");
+  let message = "no error";
+  try {
+    gpuOps.sample(ctx, logits, { temperature: 1, seed: 1, step: 0 });
+  } catch (e) {
+    message = String(e);
+  }
+  if (!message.includes("sample: a vocabulary of 900000") || !message.includes("llvmpipe")) {
+    throw new AssertionError({ message });
+  }
+  logits.release();
+});
