@@ -32,7 +32,10 @@
 //      chunk sums, then the chosen chunk, in index order.
 // Logits must not be NaN; -Inf logits are allowed (never drawn while a finite logit exists).
 
-override WORKGROUP_SIZE: u32 = 256u; // threads per row: a power of two, 16 … 256 (lavapipe: see SWEEPS in lib/ops/sampling.ts)
+override WORKGROUP_SIZE: u32 = 256u; // threads per row: a power of two, 8 … 256 (lavapipe: see SWEEPS in lib/ops/sampling.ts)
+// top-p's per-digit partial sums: 16 digits × SEGMENTS segments of SEGMENT_THREADS thread values.
+override SEGMENTS: u32 = max(WORKGROUP_SIZE / 16u, 1u);
+override SEGMENT_THREADS: u32 = WORKGROUP_SIZE / SEGMENTS;
 
 // ---- the counter-based RNG -----------------------------------------------------------------
 
@@ -108,6 +111,7 @@ var<workgroup> key_tree: array<u32, WORKGROUP_SIZE>;
 var<workgroup> index_tree: array<u32, WORKGROUP_SIZE>;
 var<workgroup> histogram: array<atomic<u32>, 256>; // top-k digit counts
 var<workgroup> bin_mass: array<f32, 16u * WORKGROUP_SIZE>; // top-p: [digit][thread]
+var<workgroup> segment_mass: array<f32, 16u * SEGMENTS>; // top-p: [digit][segment]
 var<workgroup> chunk_mass: array<f32, WORKGROUP_SIZE>; // draw: kept mass per thread chunk
 var<workgroup> found_prefix: u32; // thread 0 → all: radix search results
 var<workgroup> found_rank: u32;
@@ -227,7 +231,6 @@ fn top_k_threshold(lid: u32, base: u32, vocab: u32, k: u32) -> u32 {
 fn top_p_threshold(
   lid: u32, base: u32, vocab: u32, max_scaled: f32, k_threshold: u32, goal: f32,
 ) -> u32 {
-  let segments = WORKGROUP_SIZE / 16u; // per digit: segments of 16 thread values
   var prefix = 0u;
   var mask = 0u;
   var above = 0.0;
@@ -244,14 +247,17 @@ fn top_p_threshold(
     }
     for (var d = 0u; d < 16u; d++) { bin_mass[d * WORKGROUP_SIZE + lid] = digit_mass[d]; }
     workgroupBarrier();
-    // Fixed-order reduction: thread (digit d, segment s) sums 16 consecutive thread values …
-    let digit_of_thread = lid / segments;
-    let segment = lid % segments;
-    var partial = 0.0;
-    for (var i = 0u; i < 16u; i++) {
-      partial += bin_mass[digit_of_thread * WORKGROUP_SIZE + segment * 16u + i];
+    // Fixed-order reduction: slot (digit d, segment s) sums SEGMENT_THREADS consecutive thread
+    // values (16 from 16 threads up, one slot per thread; at 8 threads all 8, two slots each) …
+    for (var slot = lid; slot < 16u * SEGMENTS; slot += WORKGROUP_SIZE) {
+      let digit_of_slot = slot / SEGMENTS;
+      let segment = slot % SEGMENTS;
+      var partial = 0.0;
+      for (var i = 0u; i < SEGMENT_THREADS; i++) {
+        partial += bin_mass[digit_of_slot * WORKGROUP_SIZE + segment * SEGMENT_THREADS + i];
+      }
+      segment_mass[slot] = partial;
     }
-    sum_tree[lid] = partial; // index digit·segments + segment == lid
     workgroupBarrier();
     // … and thread 0 adds the segments of each digit, from the top digit down.
     if (lid == 0u) {
@@ -260,7 +266,7 @@ fn top_p_threshold(
       loop {
         if (digit == 0u) { break; }
         var bin = 0.0;
-        for (var s = 0u; s < segments; s++) { bin += sum_tree[digit * segments + s]; }
+        for (var s = 0u; s < SEGMENTS; s++) { bin += segment_mass[digit * SEGMENTS + s]; }
         if (mass_above + bin >= goal) { break; }
         mass_above += bin;
         digit -= 1u;

@@ -175,7 +175,14 @@ Deno.test("sampling: GPU uniforms equal the reference bit for bit", async () => 
 
 // ---- GPU vs reference -------------------------------------------------------------------------
 
-Deno.test("sampling: for the same uniforms, GPU and reference choose the same ids", async () => {
+for (const threads of [undefined, 8, 16, 64, 256]) {
+  const name = `sampling: for the same uniforms, GPU and reference choose the same ids (${
+    threads ?? "default"
+  } threads per row)`;
+  Deno.test(name, () => sameIdsAsReference(threads));
+}
+
+async function sameIdsAsReference(threads: number | undefined): Promise<void> {
   const ctx = await testGpu();
   const rng = new Rng(7);
   // [rows, V]: V = 1, a prime below the 64-thread workgroup, not a multiple of it, and one
@@ -198,7 +205,9 @@ Deno.test("sampling: for the same uniforms, GPU and reference choose the same id
     uniforms[rows - 1] = 1 - 2 ** -24;
     const tLogits = ctx.f32(logits, [rows, vocab]);
     const tUniforms = ctx.f32(uniforms);
-    const outs = optionSets.map((o) => gpuOps.sampleWithUniforms(ctx, tLogits, tUniforms, o));
+    const outs = optionSets.map((o) =>
+      gpuOps.sampleWithUniforms(ctx, tLogits, tUniforms, { ...o, threads })
+    );
     const got = await ctx.readMany(outs.flatMap((o) => [o.ids, o.logprobs]));
     optionSets.forEach((options, k) => {
       const what = `[${rows}, ${vocab}] ${JSON.stringify(options)}`;
@@ -225,7 +234,7 @@ Deno.test("sampling: for the same uniforms, GPU and reference choose the same id
     for (const t of [tLogits, tUniforms, ...outs.flatMap((o) => [o.ids, o.logprobs])]) t.release();
   }
   check(mismatches <= draws / 100, `${mismatches} of ${draws} draws differ at rounding boundaries`);
-});
+}
 
 Deno.test("sampling: temperature 0 is argmax, ties to the smallest index; V = 1", async () => {
   const ctx = await testGpu();
@@ -418,6 +427,8 @@ Deno.test("sampling: bad arguments name the op and the shapes", async () => {
     () => gpuOps.sample(ctx, logits, { temperature: 1, seed: 1, step: 0 }),
     () => gpuOps.sample(ctx, logits.reshape([2, 3]), { temperature: 1, topP: 0, seed: 1, step: 0 }),
     () => gpuOps.sample(ctx, logits.reshape([2, 3]), { temperature: -1, seed: 1, step: 0 }),
+    () =>
+      gpuOps.sample(ctx, logits.reshape([2, 3]), { temperature: 0, threads: 12, seed: 1, step: 0 }),
   ];
   for (const attempt of attempts) {
     try {
@@ -426,7 +437,8 @@ Deno.test("sampling: bad arguments name the op and the shapes", async () => {
       messages.push((e as Error).message);
     }
   }
-  check(messages.length === 3, `expected 3 errors, got ${messages.length}`);
+  check(messages.length === 4, `expected 4 errors, got ${messages.length}`);
+  check(messages[3].includes("threads"), messages[3]);
   check(messages[0].includes("[6]"), messages[0]);
   check(messages.every((m) => m.startsWith("sample")), messages.join("; "));
   logits.release();
