@@ -33,7 +33,13 @@ import {
   type LayerKvCache,
   writeToLayerCache,
 } from "./kv_cache.ts";
-import { accumulateInto, linear, linearBackward, linearBackwardAdd } from "./linear.ts";
+import {
+  accumulateInto,
+  linear,
+  linearBackward,
+  linearBackwardAdd,
+  linearPlusResidual,
+} from "./linear.ts";
 
 /** What every layer of one forward shares. */
 export interface LayerInputs {
@@ -178,9 +184,8 @@ export function attentionBlockForward(
   const { attention, lse } = attend(ctx, q, k, v, inputs.keyMask, cache, save);
 
   const attention2d = attention.reshape([batch * time, hq * headDim]); // [N, Hq·D]
-  const o = linear(ctx, attention2d, weight("o_proj"), bias("o_proj")); // [N, d]
-  const out = add(ctx, x, o); // [N, d]: the residual stream
-  o.release();
+  // [N, d]: the residual stream, x + attention·Woᵀ (+ bo)
+  const out = linearPlusResidual(ctx, attention2d, weight("o_proj"), x, bias("o_proj"));
 
   if (!save) {
     releaseAll([rstd, h, qNorm?.rstd, kNorm?.rstd, q, k, v, attention, lse ?? undefined]);

@@ -19,7 +19,7 @@ import { shapeString, type Tensor } from "../gpu/tensor.ts";
 import { addBiasInPlace, biasBackwardInto } from "../ops/bias.ts";
 import { readColumns, writeColumns } from "../ops/columns.ts";
 import { add } from "../ops/elementwise.ts";
-import { matmul, matmulInto } from "../ops/matmul.ts";
+import { accumulateKeepsKernel, matmul, matmulInto } from "../ops/matmul.ts";
 import type { ChunkedWeight } from "./gpu_weights.ts";
 
 /** The rows of a chunked [out, in] weight: out. */
@@ -51,6 +51,34 @@ export function linear(
   }
   if (bias) addBiasInPlace(ctx, y, bias);
   return y;
+}
+
+/**
+ * A residual connection around a linear layer: out = residual + (x·Wᵀ (+ b)): [rows, out], a
+ * new tensor (x and residual are not released). x: [rows, in], residual: [rows, out].
+ * With one weight chunk, no bias, and the same matmul kernel either way, the product adds
+ * itself into a copy of the residual (matmul's accumulate): one dispatch where linear + add
+ * take two (a buffer copy is no dispatch). Either way each element is the one addition
+ * residual + (x·Wᵀ)[i], so the bits are the same.
+ */
+export function linearPlusResidual(
+  ctx: GpuContext,
+  x: Tensor<"f32">,
+  weight: ChunkedWeight,
+  residual: Tensor<"f32">,
+  bias?: Tensor<"f32">,
+): Tensor<"f32"> {
+  const w = weight[0].tensor; // [out, in]
+  if (weight.length === 1 && !bias && accumulateKeepsKernel(ctx, x, w, { transposeB: true })) {
+    const out = ctx.empty(residual.shape, "f32"); // [rows, out]
+    ctx.copy(residual, out);
+    matmulInto(ctx, x, w, out, { transposeB: true, accumulate: true });
+    return out;
+  }
+  const y = linear(ctx, x, weight, bias); // [rows, out]
+  const out = add(ctx, residual, y);
+  y.release();
+  return out;
 }
 
 /** The parameter gradients a linear layer adds into (owned by the caller's grads map). */

@@ -13,7 +13,13 @@ import { add } from "../ops/elementwise.ts";
 import { rmsNorm, rmsNormBackward } from "../ops/norm.ts";
 import type { ModelConfig } from "./config.ts";
 import type { LayerTensors } from "./attention_block.ts";
-import { accumulateInto, linear, linearBackward, linearBackwardAdd } from "./linear.ts";
+import {
+  accumulateInto,
+  linear,
+  linearBackward,
+  linearBackwardAdd,
+  linearPlusResidual,
+} from "./linear.ts";
 
 /** The forward activations the MLP backward needs. */
 export interface MlpSaved {
@@ -45,9 +51,7 @@ export function mlpBlockForward(
   const gate = linear(ctx, g, p.weight("mlp.gate_proj.weight")); // [N, F]
   const up = linear(ctx, g, p.weight("mlp.up_proj.weight")); // [N, F]
   const act = swiglu(ctx, gate, up); // [N, F]
-  const down = linear(ctx, act, p.weight("mlp.down_proj.weight")); // [N, d]
-  const out = add(ctx, x, down); // [N, d]
-  down.release();
+  const out = linearPlusResidual(ctx, act, p.weight("mlp.down_proj.weight"), x); // [N, d]
   if (!save) {
     for (const t of [rstd, g, gate, up, act]) t.release();
     return { out, saved: null };

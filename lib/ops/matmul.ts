@@ -401,6 +401,21 @@ export function matmulInto(
 }
 
 /**
+ * Whether `auto` runs the same kernel for out += op(a)·op(b) as for out = op(a)·op(b): then
+ * adding into an existing tensor (e.g. a residual) costs the product nothing.
+ */
+export function accumulateKeepsKernel(
+  ctx: GpuContext,
+  a: Tensor<"f32">,
+  b: Tensor<"f32">,
+  opts: MatmulOptions = {},
+): boolean {
+  const { transposeA = false, transposeB = false } = opts;
+  const { problem } = plan("matmul", a, b, transposeA, transposeB);
+  return chooseVariant(ctx, problem, true, "auto") === chooseVariant(ctx, problem, false, "auto");
+}
+
+/**
  * c = op(a) · op(b). a: [M, K] (or [K, M] with transposeA), b: [K, N] (or [N, K] with
  * transposeB), either may carry a leading batch dim → c: [M, N] or [batch, M, N].
  */
