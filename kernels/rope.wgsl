@@ -33,6 +33,9 @@ struct Params {
   half_dim: u32,
   // +1: forward rotation; −1: backward (rotation by −angle).
   direction: f32,
+  // rope_qk only (below): k's B · T · Hkv · D/2 and Hkv (0 and 1 for rope)
+  k_pairs: u32,
+  k_heads: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -69,21 +72,79 @@ fn cos_sin(a: f32) -> vec2<f32> {
   }
 }
 
+// Pair p of a [B, T, H, D] tensor: where its two elements are, and its (cos, ±sin).
+struct Pair {
+  first: u32, // flat index of element i of its head vector; `second` is i + D/2
+  second: u32,
+  column: u32, // h·D + i: the first element's column in [N, H·D] (for a bias)
+  cos_a: f32,
+  sin_a: f32, // sin of the angle, times the direction
+}
+
+fn pair_at(p: u32, heads: u32) -> Pair {
+  let half_dim = params.half_dim;
+  let i = p % half_dim;
+  let row = p / half_dim; // (b, t, h) flattened
+  let token = row / heads; // (b, t) flattened
+  let angle = f32(positions[token]) * inv_freq[i];
+  let cs = cos_sin(angle);
+  let first = row * 2u * half_dim + i;
+  let column = (row % heads) * 2u * half_dim + i;
+  return Pair(first, first + half_dim, column, cs.x, params.direction * cs.y);
+}
+
+// The rotated pair (a, b) → (a cos − b sin, b cos + a sin).
+fn rotated(pair: Pair, a: f32, b: f32) -> vec2<f32> {
+  return vec2<f32>(a * pair.cos_a - b * pair.sin_a, b * pair.cos_a + a * pair.sin_a);
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn rope(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let p = gid.x + gid.y * groups.x * WORKGROUP_SIZE;
   if (p >= params.pairs) { return; }
-  let half_dim = params.half_dim;
-  let i = p % half_dim;
-  let row = p / half_dim; // (b, t, h) flattened
-  let token = row / params.heads; // (b, t) flattened
-  let angle = f32(positions[token]) * inv_freq[i];
-  let cs = cos_sin(angle);
-  let sin_a = params.direction * cs.y;
-  let first = row * 2u * half_dim + i;
-  let second = first + half_dim;
-  let a = x[first];
-  let b = x[second];
-  out[first] = a * cs.x - b * sin_a;
-  out[second] = b * cs.x + a * sin_a;
+  let pair = pair_at(p, params.heads);
+  let r = rotated(pair, x[pair.first], x[pair.second]);
+  out[pair.first] = r.x;
+  out[pair.second] = r.y;
+}
+
+// ---- rope_qk: a layer's queries and keys in one dispatch -----------------------------------
+// q: [B, T, Hq, D] and k: [B, T, Hkv, D] (the same positions), each first plus its projection
+// bias [H·D] when HAS_BIAS (Qwen2's q_proj and k_proj biases): out = rope(x + bias), the same
+// bits as a bias add, then rope. Threads 0 .. pairs−1 take q's pairs, the next k_pairs k's.
+
+override HAS_BIAS: bool = false;
+
+// bindings 0 .. 4 as above (params; x = q, positions, inv_freq, out = q's output)
+@group(0) @binding(5) var<storage, read> k: array<f32>;
+@group(0) @binding(6) var<storage, read_write> k_out: array<f32>;
+@group(0) @binding(7) var<storage, read> q_bias: array<f32>; // [Hq·D] (unread without HAS_BIAS)
+@group(0) @binding(8) var<storage, read> k_bias: array<f32>; // [Hkv·D]
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn rope_qk(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let p = gid.x + gid.y * groups.x * WORKGROUP_SIZE;
+  if (p < params.pairs) {
+    let pair = pair_at(p, params.heads);
+    var a = x[pair.first];
+    var b = x[pair.second];
+    if (HAS_BIAS) {
+      a += q_bias[pair.column];
+      b += q_bias[pair.column + params.half_dim];
+    }
+    let r = rotated(pair, a, b);
+    out[pair.first] = r.x;
+    out[pair.second] = r.y;
+  } else if (p < params.pairs + params.k_pairs) {
+    let pair = pair_at(p - params.pairs, params.k_heads);
+    var a = k[pair.first];
+    var b = k[pair.second];
+    if (HAS_BIAS) {
+      a += k_bias[pair.column];
+      b += k_bias[pair.column + params.half_dim];
+    }
+    let r = rotated(pair, a, b);
+    k_out[pair.first] = r.x;
+    k_out[pair.second] = r.y;
+  }
 }

@@ -24,7 +24,7 @@ import type { Tensor } from "../gpu/tensor.ts";
 import { attentionBackward, attentionForward } from "../ops/attention.ts";
 import { add } from "../ops/elementwise.ts";
 import { rmsNorm, rmsNormBackward } from "../ops/norm.ts";
-import { rope, ropeBackward } from "../ops/rope.ts";
+import { ropeQueriesKeys, ropeQueriesKeysBackward } from "../ops/rope.ts";
 import type { ModelConfig } from "./config.ts";
 import type { ChunkedWeight } from "./gpu_weights.ts";
 import {
@@ -162,21 +162,31 @@ export function attentionBlockForward(
   const weight = (name: string) => p.weight(`self_attn.${name}.weight`);
   const bias = (name: string) => p.maybe(`self_attn.${name}.bias`);
   const norm = (name: string) => p.get(`self_attn.${name}.weight`);
-  const ropeHeads = (t: Tensor<"f32">, heads: number) =>
-    rope(ctx, t.reshape([batch, time, heads, headDim]), inputs.positions, { theta });
+  const asHeads = (t: Tensor<"f32">, heads: number) => t.reshape([batch, time, heads, headDim]);
+  const qBias = bias("q_proj");
+  const kBias = bias("k_proj");
+  // With nothing between them (no Qwen3 qk-norm), the q and k biases are added by RoPE's
+  // dispatch (the same bits as adding them here).
+  const biasesInRope = !config.qkNorm && qBias !== undefined && kBias !== undefined;
 
   const { y: h, rstd } = rmsNorm(ctx, x, p.get("input_layernorm.weight"), eps); // [N, d], [N]
-  const qProjected = linear(ctx, h, weight("q_proj"), bias("q_proj")); // [N, Hq·D]
-  const kProjected = linear(ctx, h, weight("k_proj"), bias("k_proj")); // [N, Hkv·D]
+  const qProjected = linear(ctx, h, weight("q_proj"), biasesInRope ? undefined : qBias); // [N, Hq·D]
+  const kProjected = linear(ctx, h, weight("k_proj"), biasesInRope ? undefined : kBias); // [N, Hkv·D]
   const vProjected = linear(ctx, h, weight("v_proj"), bias("v_proj")); // [N, Hkv·D]
   // Qwen3: RMSNorm over each head vector of q and k, before RoPE.
   const qNorm = config.qkNorm ? headNorm(ctx, qProjected, norm("q_norm"), headDim, eps) : null;
   const kNorm = config.qkNorm ? headNorm(ctx, kProjected, norm("k_norm"), headDim, eps) : null;
   const qNormed = qNorm?.y ?? qProjected; // [N, Hq·D]
   const kNormed = kNorm?.y ?? kProjected; // [N, Hkv·D]
-  const q = ropeHeads(qNormed, hq); // [B, T, Hq, D]
-  const k = ropeHeads(kNormed, hkv); // [B, T, Hkv, D]
-  const v = vProjected.reshape([batch, time, hkv, headDim]); // [B, T, Hkv, D]
+  // [B, T, Hq, D], [B, T, Hkv, D]
+  const { q, k } = ropeQueriesKeys(
+    ctx,
+    { q: asHeads(qNormed, hq), k: asHeads(kNormed, hkv) },
+    inputs.positions,
+    { theta },
+    biasesInRope ? { q: qBias!, k: kBias! } : undefined,
+  );
+  const v = asHeads(vProjected, hkv); // [B, T, Hkv, D]
   // Without the norm these are the projections themselves: only the norm's backward needs them.
   releaseAll([qNormed, kNormed]);
 
@@ -239,8 +249,6 @@ export function attentionBlockBackward(
     weight: g.weight(`self_attn.${name}.weight`),
     bias: g.maybe(`self_attn.${name}.bias`),
   });
-  const ropeBack = (dy: Tensor<"f32">, heads: number) =>
-    ropeBackward(ctx, dy, inputs.positions, { theta }).reshape([rows, heads * headDim]);
 
   // out = x + a·Woᵀ (+ bo)
   const attention2d = saved.attention.reshape([rows, hq * headDim]); // [N, Hq·D]
@@ -258,8 +266,9 @@ export function attentionBlockBackward(
   releaseAll([dAttention, saved.q, saved.k, saved.attention, saved.lse]);
 
   // RoPE, then (Qwen3) the per-head norms: back to the projections' gradients.
-  let dQProjected = ropeBack(dQ, hq); // [N, Hq·D]
-  let dKProjected = ropeBack(dK, hkv); // [N, Hkv·D]
+  const dRoped = ropeQueriesKeysBackward(ctx, { q: dQ, k: dK }, inputs.positions, { theta });
+  let dQProjected = dRoped.q.reshape([rows, hq * headDim]); // [N, Hq·D]
+  let dKProjected = dRoped.k.reshape([rows, hkv * headDim]); // [N, Hkv·D]
   releaseAll([dQ, dK]);
   if (config.qkNorm) {
     const dQNormed = dQProjected;

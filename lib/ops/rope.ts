@@ -72,7 +72,7 @@ function rotate(
   const pairs = x.size / 2;
   const out = ctx.empty(x.shape, "f32");
   ctx.dispatch(kernel, {
-    params: new Params().u32(pairs).u32(heads).u32(headDim / 2).f32(direction),
+    params: new Params().u32(pairs).u32(heads).u32(headDim / 2).f32(direction).u32(0).u32(1),
     tensors: [x, positions, inverseFrequencyTable(ctx, headDim, theta), out],
     workgroups: ctx.groupsFor(pairs, WORKGROUP_SIZE),
   });
@@ -102,4 +102,100 @@ export function ropeBackward(
 ): Tensor<"f32"> {
   checkShapes("ropeBackward", dOut, positions, theta);
   return rotate(ctx, dOut, positions, theta, -1);
+}
+
+/** A layer's queries and keys, and their projection biases if the layer has them. */
+export interface QueriesKeys {
+  /** [B, T, Hq, D] */
+  q: Tensor<"f32">;
+  /** [B, T, Hkv, D] */
+  k: Tensor<"f32">;
+}
+
+function checkPair(op: string, q: Tensor, k: Tensor, biases?: { q: Tensor; k: Tensor }): void {
+  const [batch, time, , headDim] = q.shape;
+  if (
+    k.shape.length !== 4 || k.shape[0] !== batch || k.shape[1] !== time || k.shape[3] !== headDim
+  ) {
+    throw new Error(
+      `${op}: q ${shapeString(q.shape)} and k ${shapeString(k.shape)} must be [B, T, H, D] ` +
+        `with the same B, T and D`,
+    );
+  }
+  if (
+    biases && (biases.q.size !== q.shape[2] * headDim || biases.k.size !== k.shape[2] * headDim)
+  ) {
+    throw new Error(
+      `${op}: biases ${shapeString(biases.q.shape)} and ${shapeString(biases.k.shape)} must ` +
+        `hold H·D values for q ${shapeString(q.shape)} and k ${shapeString(k.shape)}`,
+    );
+  }
+}
+
+function rotatePair(
+  ctx: GpuContext,
+  { q, k }: QueriesKeys,
+  positions: Tensor<"i32">,
+  theta: number,
+  direction: 1 | -1,
+  biases?: { q: Tensor<"f32">; k: Tensor<"f32"> },
+): QueriesKeys {
+  const headDim = q.shape[3];
+  const qPairs = q.size / 2;
+  const kPairs = k.size / 2;
+  const qOut = ctx.empty(q.shape, "f32");
+  const kOut = ctx.empty(k.shape, "f32");
+  const params = new Params().u32(qPairs).u32(q.shape[2]).u32(headDim / 2).f32(direction)
+    .u32(kPairs).u32(k.shape[2]);
+  ctx.dispatch(
+    { name: "rope", source, entry: "rope_qk", constants: { HAS_BIAS: Number(Boolean(biases)) } },
+    {
+      params,
+      // Without biases q and k stand in for the (statically bound, unread) bias buffers.
+      tensors: [
+        q,
+        positions,
+        inverseFrequencyTable(ctx, headDim, theta),
+        qOut,
+        k,
+        kOut,
+        biases?.q ?? q,
+        biases?.k ?? k,
+      ],
+      workgroups: ctx.groupsFor(qPairs + kPairs, WORKGROUP_SIZE),
+    },
+  );
+  return { q: qOut, k: kOut };
+}
+
+/**
+ * RoPE of a layer's queries and keys in one dispatch, each after adding its projection bias
+ * when given: q: [B, T, Hq, D], k: [B, T, Hkv, D], positions: [B, T] i32, biases [Hq·D] and
+ * [Hkv·D] → { q: rope(q + bq), k: rope(k + bk) }: the bits of bias adds then two ropes, in one
+ * dispatch instead of up to four.
+ */
+export function ropeQueriesKeys(
+  ctx: GpuContext,
+  qk: QueriesKeys,
+  positions: Tensor<"i32">,
+  { theta }: RopeOptions,
+  biases?: { q: Tensor<"f32">; k: Tensor<"f32"> },
+): QueriesKeys {
+  checkShapes("ropeQueriesKeys", qk.q, positions, theta);
+  checkShapes("ropeQueriesKeys", qk.k, positions, theta);
+  checkPair("ropeQueriesKeys", qk.q, qk.k, biases);
+  return rotatePair(ctx, qk, positions, theta, 1, biases);
+}
+
+/** The backward of ropeQueriesKeys for q and k (the biases' gradients are those of its input). */
+export function ropeQueriesKeysBackward(
+  ctx: GpuContext,
+  dOut: QueriesKeys,
+  positions: Tensor<"i32">,
+  { theta }: RopeOptions,
+): QueriesKeys {
+  checkShapes("ropeQueriesKeysBackward", dOut.q, positions, theta);
+  checkShapes("ropeQueriesKeysBackward", dOut.k, positions, theta);
+  checkPair("ropeQueriesKeysBackward", dOut.q, dOut.k);
+  return rotatePair(ctx, dOut, positions, theta, -1);
 }

@@ -1,3 +1,4 @@
+import { addBiasInPlace } from "../../lib/ops/bias.ts";
 import * as gpuOps from "../../lib/ops/rope.ts";
 import * as ref from "../../lib/ref/rope.ts";
 import { assertBitEqual, assertClose, finiteDifference, Rng, testGpu } from "../helpers.ts";
@@ -163,4 +164,88 @@ Deno.test("rope: shape errors name the op and the shapes", async () => {
   }
   x.release();
   positions.release();
+});
+
+Deno.test("ropeQueriesKeys: the bits of bias adds then two ropes, forward and backward", async () => {
+  const ctx = await testGpu();
+  const rng = new Rng(5);
+  // [B, T, Hq, Hkv, D]: size 1, D/2 odd, GQA 3:1 and 7:1 (Qwen), more kv heads than query
+  // heads (allowed by the op), and a large one.
+  const shapes: [number, number, number, number, number][] = [
+    [1, 1, 1, 1, 2],
+    [2, 3, 3, 1, 6],
+    [3, 17, 14, 2, 64],
+    [1, 5, 2, 3, 130],
+    [4, 300, 6, 2, 64],
+  ];
+  for (const [batch, time, hq, hkv, headDim] of shapes) {
+    const at = `[B ${batch}, T ${time}, Hq ${hq}, Hkv ${hkv}, D ${headDim}]`;
+    const q = ctx.f32(rng.normals(batch * time * hq * headDim), [batch, time, hq, headDim]);
+    const k = ctx.f32(rng.normals(batch * time * hkv * headDim), [batch, time, hkv, headDim]);
+    const qBias = ctx.f32(rng.normals(hq * headDim), [hq * headDim]);
+    const kBias = ctx.f32(rng.normals(hkv * headDim), [hkv * headDim]);
+    const positions = ctx.i32(positionsFor(rng, batch, time, 4096 - time), [batch, time]);
+    const theta = 1e6;
+
+    // One at a time: bias adds on copies (as linear does), then rope each.
+    const withBias = (x: typeof q, bias: typeof qBias) => {
+      const rows = x.reshape([x.size / bias.size, bias.size]);
+      const copy = ctx.empty(rows.shape, "f32");
+      ctx.copy(rows, copy);
+      addBiasInPlace(ctx, copy, bias);
+      return copy.reshape(x.shape);
+    };
+    const qb = withBias(q, qBias);
+    const kb = withBias(k, kBias);
+    const expected = [
+      gpuOps.rope(ctx, qb, positions, { theta }),
+      gpuOps.rope(ctx, kb, positions, { theta }),
+      gpuOps.rope(ctx, q, positions, { theta }),
+      gpuOps.rope(ctx, k, positions, { theta }),
+      gpuOps.ropeBackward(ctx, q, positions, { theta }),
+      gpuOps.ropeBackward(ctx, k, positions, { theta }),
+    ];
+    const biased = gpuOps.ropeQueriesKeys(ctx, { q, k }, positions, { theta }, {
+      q: qBias,
+      k: kBias,
+    });
+    const plain = gpuOps.ropeQueriesKeys(ctx, { q, k }, positions, { theta });
+    const back = gpuOps.ropeQueriesKeysBackward(ctx, { q, k }, positions, { theta });
+    const got = [biased.q, biased.k, plain.q, plain.k, back.q, back.k];
+    const values = await ctx.readMany([...expected, ...got]);
+    const names = ["q + bias", "k + bias", "q", "k", "backward q", "backward k"];
+    names.forEach((name, i) => assertBitEqual(values[6 + i], values[i], `${name} ${at}`));
+    for (const t of [q, k, qBias, kBias, positions, qb, kb, ...expected, ...got]) t.release();
+  }
+});
+
+Deno.test("ropeQueriesKeys: mismatched q, k or biases are refused with their shapes", async () => {
+  const ctx = await testGpu();
+  const q = ctx.zeros([2, 3, 4, 8], "f32");
+  const k = ctx.zeros([2, 3, 2, 8], "f32");
+  const kOther = ctx.zeros([2, 4, 2, 8], "f32");
+  const bias = ctx.zeros([8], "f32");
+  const positions = ctx.zeros([2, 3], "i32");
+  const messages: string[] = [];
+  const attempts = [
+    () => gpuOps.ropeQueriesKeys(ctx, { q, k: kOther }, positions, { theta: 1e4 }),
+    () => gpuOps.ropeQueriesKeys(ctx, { q, k }, positions, { theta: 1e4 }, { q: bias, k: bias }),
+    () =>
+      gpuOps.ropeQueriesKeysBackward(ctx, { q, k: q.reshape([2, 3, 8, 4]) }, positions, {
+        theta: 1e4,
+      }),
+  ];
+  for (const attempt of attempts) {
+    try {
+      attempt();
+    } catch (e) {
+      messages.push((e as Error).message);
+    }
+  }
+  if (messages.length !== 3) throw new Error(`expected 3 errors, got ${messages.length}`);
+  const expectations = ["[2, 4, 2, 8]", "biases [8]", "ropeQueriesKeysBackward"];
+  expectations.forEach((part, i) => {
+    if (!messages[i].includes(part)) throw new Error(`"${messages[i]}" lacks "${part}"`);
+  });
+  for (const t of [q, k, kOther, bias, positions]) t.release();
 });
