@@ -30,15 +30,38 @@ struct Params {
 @group(0) @binding(1) var<storage, read> src: array<u32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<u32>;
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn copy_time_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let i = gid.x + gid.y * groups.x * WORKGROUP_SIZE;
-  if (i >= params.total) { return; }
+// Element i of the copy: (its index in src, its index in dst).
+fn copy_indices(i: u32) -> vec2<u32> {
   let w = i % params.width;
   let bt = i / params.width;
   let t = bt % params.count;
   let b = bt / params.count;
   let src_index = (b * params.src_rows + params.src_start + t) * params.width + w;
   let dst_index = (b * params.dst_rows + params.dst_start + t) * params.width + w;
-  dst[dst_index] = src[src_index];
+  return vec2<u32>(src_index, dst_index);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn copy_time_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let i = gid.x + gid.y * groups.x * WORKGROUP_SIZE;
+  if (i >= params.total) { return; }
+  let at = copy_indices(i);
+  dst[at.y] = src[at.x];
+}
+
+// Two copies of the same shape in one dispatch (a layer's keys and values): threads
+// 0 .. total−1 copy src → dst, the next total src2 → dst2.
+@group(0) @binding(3) var<storage, read> src2: array<u32>;
+@group(0) @binding(4) var<storage, read_write> dst2: array<u32>;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn copy_time_rows_pair(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let i = gid.x + gid.y * groups.x * WORKGROUP_SIZE;
+  if (i < params.total) {
+    let at = copy_indices(i);
+    dst[at.y] = src[at.x];
+  } else if (i < 2u * params.total) {
+    let at = copy_indices(i - params.total);
+    dst2[at.y] = src2[at.x];
+  }
 }

@@ -17,7 +17,7 @@
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { attentionDecode } from "../ops/attention_decode.ts";
-import { readTimeSlice, writeTimeSlice } from "../ops/kv_cache.ts";
+import { readTimeSlice, writeTimeSlicePair } from "../ops/kv_cache.ts";
 import type { ModelConfig } from "./config.ts";
 
 export interface LayerKvCache {
@@ -76,8 +76,7 @@ export function writeToLayerCache(
   k: Tensor<"f32">,
   v: Tensor<"f32">,
 ): void {
-  writeTimeSlice(ctx, k, layer.k, start);
-  writeTimeSlice(ctx, v, layer.v, start);
+  writeTimeSlicePair(ctx, k, layer.k, v, layer.v, start);
 }
 
 /**

@@ -3,7 +3,8 @@
 // contiguous [B, len, ...] tensor, the layout attention reads (kernels/kv_cache.wgsl).
 // Bit-exact copies of any 32-bit dtype (f32 keys and values, u32 key masks).
 //
-//   writeTimeSlice: src [B, T, ...rest] → dst[:, start : start + T] (dst: [B, S, ...rest])
+//   writeTimeSlice: src [B, T, ...rest] → dst[:, start : start + T] (dst: [B, S, ...rest]);
+//                   writeTimeSlicePair does two of the same shape in one dispatch
 //   readTimeSlice:  src [B, S, ...rest] → [B, length, ...rest] = src[:, start : start + length]
 
 import type { GpuContext } from "../gpu/context.ts";
@@ -18,6 +19,7 @@ const kernel = {
   entry: "copy_time_rows",
   constants: { WORKGROUP_SIZE },
 };
+const pairKernel = { ...kernel, entry: "copy_time_rows_pair" };
 
 /** [B, S, ...rest] → B, S and W = the product of rest (elements per time row). */
 function timeRows(
@@ -42,24 +44,27 @@ interface Copy {
   dstStart: number;
 }
 
-function record(ctx: GpuContext, src: Tensor, dst: Tensor, c: Copy): void {
+/** One copy (src → dst), or two of the same shape in one dispatch (second: src2 → dst2). */
+function record(
+  ctx: GpuContext,
+  src: Tensor,
+  dst: Tensor,
+  c: Copy,
+  second?: { src: Tensor; dst: Tensor },
+): void {
   const total = c.batch * c.count * c.width;
   if (total === 0) return;
-  ctx.dispatch(kernel, {
+  ctx.dispatch(second ? pairKernel : kernel, {
     params: new Params()
       .u32(total).u32(c.count).u32(c.width)
       .u32(c.srcRows).u32(c.srcStart).u32(c.dstRows).u32(c.dstStart),
-    tensors: [src, dst],
-    workgroups: ctx.groupsFor(total, WORKGROUP_SIZE),
+    tensors: second ? [src, dst, second.src, second.dst] : [src, dst],
+    workgroups: ctx.groupsFor(second ? 2 * total : total, WORKGROUP_SIZE),
   });
 }
 
-/**
- * dst[:, start : start + T] = src. src: [B, T, ...rest], dst: [B, S, ...rest] (same dtype and
- * rest), start + T ≤ S. Writes dst in place.
- */
-export function writeTimeSlice(ctx: GpuContext, src: Tensor, dst: Tensor, start: number): void {
-  const op = "writeTimeSlice";
+/** Checks a write of src into dst's rows [start, start + T); returns the copy. */
+function planWrite(op: string, src: Tensor, dst: Tensor, start: number): Copy {
   const [batch, count, width] = timeRows(op, "src", src);
   const [dstBatch, dstRows] = timeRows(op, "dst", dst);
   const sameRest = src.shape.length === dst.shape.length &&
@@ -76,15 +81,44 @@ export function writeTimeSlice(ctx: GpuContext, src: Tensor, dst: Tensor, start:
     );
   }
   if (src.buffer === dst.buffer) throw new Error(`${op}: src and dst share a buffer`);
-  record(ctx, src, dst, {
-    batch,
-    count,
-    width,
-    srcRows: count,
-    srcStart: 0,
-    dstRows,
-    dstStart: start,
-  });
+  return { batch, count, width, srcRows: count, srcStart: 0, dstRows, dstStart: start };
+}
+
+/**
+ * dst[:, start : start + T] = src. src: [B, T, ...rest], dst: [B, S, ...rest] (same dtype and
+ * rest), start + T ≤ S. Writes dst in place.
+ */
+export function writeTimeSlice(ctx: GpuContext, src: Tensor, dst: Tensor, start: number): void {
+  record(ctx, src, dst, planWrite("writeTimeSlice", src, dst, start));
+}
+
+/**
+ * writeTimeSlice of two same-shaped pairs in one dispatch (a layer's new keys and values into
+ * its cache): dst[:, start : start + T] = src and dst2[:, start : start + T] = src2.
+ */
+export function writeTimeSlicePair(
+  ctx: GpuContext,
+  src: Tensor,
+  dst: Tensor,
+  src2: Tensor,
+  dst2: Tensor,
+  start: number,
+): void {
+  const op = "writeTimeSlicePair";
+  const copy = planWrite(op, src, dst, start);
+  planWrite(op, src2, dst2, start);
+  const sameShapes = src.shape.length === src2.shape.length &&
+    src.shape.every((d, i) => d === src2.shape[i]) && dst.shape.length === dst2.shape.length &&
+    dst.shape.every((d, i) => d === dst2.shape[i]);
+  if (!sameShapes) {
+    throw new Error(
+      `${op}: the two copies differ in shape: ${shapeString(src.shape)} → ` +
+        `${shapeString(dst.shape)} and ${shapeString(src2.shape)} → ${shapeString(dst2.shape)}`,
+    );
+  }
+  const buffers = new Set([src.buffer, dst.buffer, src2.buffer, dst2.buffer]);
+  if (buffers.size !== 4) throw new Error(`${op}: the four tensors must be separate buffers`);
+  record(ctx, src, dst, copy, { src: src2, dst: dst2 });
 }
 
 /**

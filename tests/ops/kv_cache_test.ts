@@ -1,4 +1,4 @@
-import { readTimeSlice, writeTimeSlice } from "../../lib/ops/kv_cache.ts";
+import { readTimeSlice, writeTimeSlice, writeTimeSlicePair } from "../../lib/ops/kv_cache.ts";
 import * as ref from "../../lib/ref/kv_cache.ts";
 import { assertBitEqual, Rng, testGpu } from "../helpers.ts";
 
@@ -41,6 +41,28 @@ Deno.test("kv_cache: writeTimeSlice and readTimeSlice match the reference (bit-e
   }
 });
 
+Deno.test("kv_cache: writeTimeSlicePair writes both pairs as two writeTimeSlice calls would", async () => {
+  const ctx = await testGpu();
+  const rng = new Rng(2);
+  for (const { shape, start, count } of CASES) {
+    const [batch, rows] = shape;
+    const rest = shape.slice(2);
+    const width = rest.reduce((a, b) => a * b, 1);
+    const caches = [rng.normals(batch * rows * width), rng.normals(batch * rows * width)];
+    const fresh = [rng.normals(batch * count * width), rng.normals(batch * count * width)];
+    const tCaches = caches.map((c) => ctx.f32(c, shape));
+    const tFresh = fresh.map((f) => ctx.f32(f, [batch, count, ...rest]));
+    writeTimeSlicePair(ctx, tFresh[0], tCaches[0], tFresh[1], tCaches[1], start);
+    const got = await ctx.readMany(tCaches);
+    const what = `[${shape}] rows ${start}..${start + count}`;
+    [0, 1].forEach((i) => {
+      const written = ref.writeTimeSlice(fresh[i], caches[i], batch, count, rows, width, start);
+      assertBitEqual(got[i], Float32Array.from(written), `${what}: cache ${i + 1}`);
+    });
+    for (const t of [...tCaches, ...tFresh]) t.release();
+  }
+});
+
 Deno.test("kv_cache: u32 masks and NaN/denormal bits are copied exactly", async () => {
   const ctx = await testGpu();
   const mask = ctx.u32([1, 0, 1, 1, 0, 0, 1, 1], [2, 4]);
@@ -73,7 +95,17 @@ Deno.test("kv_cache: bad slices are refused with the shapes in the message", () 
     expectThrow(() => readTimeSlice(ctx, cache, 1, 4), "rows [1, 5) are outside src [2, 4, 3]");
     const wrong = ctx.zeros([2, 2, 4], "f32");
     expectThrow(() => writeTimeSlice(ctx, wrong, cache, 0), "does not fit dst");
-    for (const t of [cache, rows, wrong]) t.release();
+    const cache2 = ctx.zeros([2, 5, 3], "f32");
+    const rows2 = ctx.zeros([2, 2, 3], "f32");
+    expectThrow(
+      () => writeTimeSlicePair(ctx, rows, cache, rows2, cache2, 0),
+      "the two copies differ in shape: [2, 2, 3] → [2, 4, 3] and [2, 2, 3] → [2, 5, 3]",
+    );
+    expectThrow(
+      () => writeTimeSlicePair(ctx, rows, cache, rows, cache, 0),
+      "the four tensors must be separate buffers",
+    );
+    for (const t of [cache, rows, wrong, cache2, rows2]) t.release();
   });
 });
 
