@@ -231,7 +231,7 @@ export class GpuContext {
       entries.push({ binding: first + args.tensors.length + i, resource: this.staging.view(t) });
     });
     const bindGroup = this.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
+      layout: this.pipelines.layout(pipeline),
       entries,
     });
     this.#pass ??= this.#currentEncoder().beginComputePass();

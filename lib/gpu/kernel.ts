@@ -18,11 +18,21 @@ export function kernelKey(k: Kernel): string {
 export class PipelineCache {
   readonly #pipelines = new Map<string, GPUComputePipeline>();
   readonly #modules = new Map<string, GPUShaderModule>();
+  // getBindGroupLayout makes a new handle on every call (measured in Deno: part of the ~20 µs
+  // a dispatch takes to record); one per pipeline is enough.
+  readonly #layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
 
   constructor(private readonly device: GPUDevice) {}
 
   get size(): number {
     return this.#pipelines.size;
+  }
+
+  /** The pipeline's (only) bind group layout, group 0. */
+  layout(pipeline: GPUComputePipeline): GPUBindGroupLayout {
+    let layout = this.#layouts.get(pipeline);
+    if (!layout) this.#layouts.set(pipeline, layout = pipeline.getBindGroupLayout(0));
+    return layout;
   }
 
   get(kernel: Kernel): GPUComputePipeline {
