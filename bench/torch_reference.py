@@ -14,8 +14,14 @@ side times, with the same shapes:
                each next token and the top-16 entropy (as lib/model/score.ts)
   matmul       numpy float32 (the machine's BLAS: the ceiling) and torch, square products
 
+With --device cuda everything runs on the GPU instead, in float32 with TF32 off (PyTorch eager
+f32, the GPU targets of issue #6), each timing closed by torch.cuda.synchronize(); the report
+then gives the card's FP32 peak (SMs x FP32 lanes per SM x 2 x the highest SM clock) and numpy
+is not timed.
+
 Usage: python3 bench/torch_reference.py --model tiny=DIR [--model small=DIR] [--quick]
        [--train-shape B,T] [--gen-shape B,P,N] [--entropy-shape S,L] [--matmul-sizes N,..]
+       [--device cpu|cuda]
        python3 bench/torch_reference.py --model tiny=DIR --smallest   (seconds: for tests)
 The default shapes are those of bench/train_step.ts, generation.ts and entropy.ts.
 """
@@ -25,6 +31,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -35,8 +42,15 @@ import transformers
 from transformers.utils import logging as hf_logging
 
 TOP_K = 16
+DEVICE = torch.device("cpu")  # set by --device
 hf_logging.set_verbosity_error()
 hf_logging.disable_progress_bar()
+
+
+def sync():
+    """Waits for the GPU's queued work (a no-op on the CPU)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def median_ms(fn, runs):
@@ -45,8 +59,10 @@ def median_ms(fn, runs):
     times = []
     cpu_start = time.process_time()
     for _ in range(runs):
+        sync()
         start = time.perf_counter()
         fn()
+        sync()
         times.append((time.perf_counter() - start) * 1000)
     cpu_ms = (time.process_time() - cpu_start) * 1000 / runs
     return statistics.median(times), times, cpu_ms
@@ -54,7 +70,7 @@ def median_ms(fn, runs):
 
 def load(model_dir):
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    return model
+    return model.to(DEVICE)
 
 
 def bench_train_step(model_dir, preset, batch, seq_len, steps):
@@ -68,7 +84,7 @@ def bench_train_step(model_dir, preset, batch, seq_len, steps):
     losses = []
 
     def step():
-        ids = torch.randint(0, vocab, (batch, seq_len + 1), generator=generator)
+        ids = torch.randint(0, vocab, (batch, seq_len + 1), generator=generator).to(DEVICE)
         logits = model(input_ids=ids[:, :-1]).logits
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), ids[:, 1:].reshape(-1))
         loss.backward()
@@ -99,7 +115,8 @@ def bench_train_step(model_dir, preset, batch, seq_len, steps):
 def prompt_ids(batch, prompt_len, vocab):
     """bench/generation.ts promptIds: prompt r, token j = (131 r + 17 j + 5) mod V."""
     return torch.tensor(
-        [[(r * 131 + j * 17 + 5) % vocab for j in range(prompt_len)] for r in range(batch)]
+        [[(r * 131 + j * 17 + 5) % vocab for j in range(prompt_len)] for r in range(batch)],
+        device=DEVICE,
     )
 
 
@@ -149,7 +166,8 @@ def bench_entropy(model_dir, preset, sequences, seq_len, runs):
     model = load(model_dir)
     model.eval()
     vocab = model.config.vocab_size
-    ids = torch.randint(0, vocab, (sequences, seq_len), generator=torch.Generator().manual_seed(3))
+    generator = torch.Generator().manual_seed(3)
+    ids = torch.randint(0, vocab, (sequences, seq_len), generator=generator).to(DEVICE)
 
     def score():
         with torch.inference_mode():
@@ -175,15 +193,19 @@ def bench_entropy(model_dir, preset, sequences, seq_len, runs):
 
 
 def bench_matmul(sizes):
-    """Square float32 products: numpy (its BLAS) and torch; GFLOP/s of the median of 3."""
+    """Square float32 products: numpy (its BLAS; CPU only) and torch on the device; GFLOP/s of
+    the median of 3."""
     results = []
     for n in sizes:
         rng = np.random.default_rng(1)
         a = rng.standard_normal((n, n), dtype=np.float32)
         b = rng.standard_normal((n, n), dtype=np.float32)
-        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        row = {"n": n}
-        for name, fn in (("numpy", lambda: a @ b), ("torch", lambda: ta @ tb)):
+        ta, tb = torch.from_numpy(a).to(DEVICE), torch.from_numpy(b).to(DEVICE)
+        row = {"n": n, "numpyGflops": None}
+        products = [("torch", lambda: ta @ tb)]
+        if DEVICE.type == "cpu":
+            products.insert(0, ("numpy", lambda: a @ b))
+        for name, fn in products:
             fn()
             once = median_ms(fn, 1)[0]
             reps = max(1, min(100, round(300 / max(once, 1e-3))))
@@ -203,6 +225,40 @@ def blas_info():
         return {"name": blas.get("name"), "version": blas.get("version")}
     except Exception as error:  # older numpy: no dict mode
         return {"name": "unknown", "error": str(error)}
+
+
+# FP32 lanes per SM by compute capability (NVIDIA's CUDA programming guide, "arithmetic
+# instructions" throughput table: 32-bit floating-point add, multiply, multiply-add).
+FP32_LANES_PER_SM = {(7, 0): 64, (7, 5): 64, (8, 0): 64, (8, 6): 128, (8, 7): 128, (8, 9): 128,
+                     (9, 0): 128, (10, 0): 128, (12, 0): 128}
+
+
+def gpu_info():
+    """The card, and its FP32 peak: SMs x FP32 lanes per SM x 2 (an FMA) x the highest SM
+    clock that nvidia-smi reports (None where a part is unknown)."""
+    props = torch.cuda.get_device_properties(DEVICE)
+    capability = (props.major, props.minor)
+    lanes = FP32_LANES_PER_SM.get(capability)
+    clock_mhz = None
+    try:
+        query = ["nvidia-smi", "--query-gpu=clocks.max.sm", "--format=csv,noheader,nounits",
+                 f"--id={DEVICE.index or 0}"]
+        clock_mhz = float(subprocess.run(query, capture_output=True, text=True, check=True)
+                          .stdout.strip().splitlines()[0])
+    except Exception:  # no nvidia-smi, or an answer that is not a number
+        pass
+    peak = None
+    if lanes and clock_mhz:
+        peak = round(props.multi_processor_count * lanes * 2 * clock_mhz * 1e6 / 1e12, 2)
+    return {
+        "name": props.name,
+        "computeCapability": f"{props.major}.{props.minor}",
+        "multiprocessors": props.multi_processor_count,
+        "fp32LanesPerSm": lanes,
+        "maxSmClockMhz": clock_mhz,
+        "fp32PeakTflops": peak,
+        "tf32": torch.backends.cuda.matmul.allow_tf32,
+    }
 
 
 def parse_models(specs):
@@ -231,7 +287,16 @@ def main():
     add("--matmul-sizes", type=int_list, default=None, help="default 1024 quick, else 256..2048")
     add("--steps", type=int, default=None, help="timed training steps (default 5, quick 2)")
     add("--runs", type=int, default=None, help="timed generation/entropy runs (default 2, quick 1)")
+    add("--device", choices=["cpu", "cuda"], default="cpu", help="where PyTorch runs (default cpu)")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda":
+        if not torch.cuda.is_available():
+            sys.exit("--device cuda: torch sees no CUDA device")
+        # PyTorch eager in f32: no TF32 in products or convolutions.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     models = parse_models(args.model)
     if not models:
         sys.exit("give at least one --model PRESET=DIR")
@@ -256,6 +321,8 @@ def main():
         "blas": blas_info(),
         "threads": torch.get_num_threads(),
         "cpuCount": threads,
+        "device": args.device,
+        "gpu": gpu_info() if DEVICE.type == "cuda" else None,
         "quick": args.quick,
         "matmul": bench_matmul(sizes),
         "train_step": [

@@ -5,7 +5,7 @@
 
 import { benchEntropyModel } from "../../bench/entropy.ts";
 import { benchGenerationModel, promptIds } from "../../bench/generation.ts";
-import { markdownTable } from "../../bench/compare.ts";
+import { markdownTable, type RmtReport, tableRows, type TorchReport } from "../../bench/compare.ts";
 import { createBenchModels } from "../../bench/models.ts";
 import { benchTrainStepModel } from "../../bench/train_step.ts";
 import { assert, assertEquals, testGpu, withTempDir } from "../helpers.ts";
@@ -80,6 +80,42 @@ Deno.test("bench: promptIds and the comparison table", () => {
   assertEquals(table.split("\n").length, 4, "header, rule and two rows");
   assert(table.includes("| x | 1.50 | 3.00 | 0.50× | ≥ 1× | **no** |"), table);
   assert(table.includes("| y | 1 / 65 | — |  |  |  |"), table);
+});
+
+Deno.test("bench: the comparison's targets, on a CPU and on a GPU", () => {
+  // Only the fields tableRows reads.
+  const rmt = {
+    matmul: [{ M: 1024, gflops: 50 }, { M: 4096, gflops: 24000 }],
+    train_step: { results: [{ preset: "small", batchSize: 8, seqLen: 128, tokensPerSecond: 400 }] },
+    generation: { results: [] },
+    entropy: { results: [] },
+  } as unknown as RmtReport;
+  const torch = {
+    blas: { name: "openblas" },
+    matmul: [
+      { n: 1024, numpyGflops: 200, torchGflops: 180 },
+      { n: 4096, numpyGflops: null, torchGflops: 50000 },
+    ],
+    gpu: { name: "H100", fp32PeakTflops: 60 },
+    train_step: [{ preset: "small", tokensPerSecond: 1000 }],
+    generation: [],
+    entropy: [],
+  } as unknown as TorchReport;
+  const target = (rows: ReturnType<typeof tableRows>, what: string) =>
+    rows.find((r) => r.what.startsWith(what));
+
+  const cpu = tableRows(rmt, torch, false);
+  assertEquals(target(cpu, "matmul 1024² GFLOP/s (PyTorch column: numpy")?.met, true, "15 GFLOP/s");
+  assertEquals(target(cpu, "training step small")?.target, "≥ 0.25×", "CPU step target");
+  assertEquals(target(cpu, "training step small")?.met, true, "0.4 ≥ 0.25");
+  assert(!target(cpu, "matmul 4096²: share"), "no FP32-peak row on a CPU");
+
+  const gpu = tableRows(rmt, torch, true);
+  const share = target(gpu, "matmul 4096²: share of the card's FP32 peak (60 TFLOP/s, H100)");
+  assertEquals([share?.rmt, share?.torch, share?.met], ["40.0 %", "83.3 %", true], "peak row");
+  assertEquals(target(gpu, "training step small")?.target, "≥ 0.5×", "GPU step target");
+  assertEquals(target(gpu, "training step small")?.met, false, "0.4 < 0.5");
+  assert(!target(gpu, "matmul 1024² GFLOP/s (PyTorch column: numpy"), "no numpy row on a GPU");
 });
 
 const HF_AVAILABLE = await hfAvailable();
