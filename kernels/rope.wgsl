@@ -118,32 +118,30 @@ override HAS_BIAS: bool = false;
 // bindings 0 .. 4 as above (params; x = q, positions, inv_freq, out = q's output)
 @group(0) @binding(5) var<storage, read> k: array<f32>;
 @group(0) @binding(6) var<storage, read_write> k_out: array<f32>;
-@group(0) @binding(7) var<storage, read> q_bias: array<f32>; // [Hq·D] (unread without HAS_BIAS)
-@group(0) @binding(8) var<storage, read> k_bias: array<f32>; // [Hkv·D]
+@group(0) @binding(7) var<storage, read> q_bias: array<f32>; // [Hq·D] (without HAS_BIAS: q itself)
+@group(0) @binding(8) var<storage, read> k_bias: array<f32>; // [Hkv·D] (without HAS_BIAS: k itself)
+
+// rotated() of (a, b) + (bias_a, bias_b) with HAS_BIAS, of (a, b) without (the bias values
+// are then read from the stand-in buffer and dropped).
+fn rotated_plus_bias(pair: Pair, ab: vec2<f32>, bias: vec2<f32>) -> vec2<f32> {
+  let x = select(ab, ab + bias, HAS_BIAS);
+  return rotated(pair, x.x, x.y);
+}
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn rope_qk(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let p = gid.x + gid.y * groups.x * WORKGROUP_SIZE;
+  let half_dim = params.half_dim;
   if (p < params.pairs) {
     let pair = pair_at(p, params.heads);
-    var a = x[pair.first];
-    var b = x[pair.second];
-    if (HAS_BIAS) {
-      a += q_bias[pair.column];
-      b += q_bias[pair.column + params.half_dim];
-    }
-    let r = rotated(pair, a, b);
+    let r = rotated_plus_bias(pair, vec2(x[pair.first], x[pair.second]),
+      vec2(q_bias[pair.column], q_bias[pair.column + half_dim]));
     out[pair.first] = r.x;
     out[pair.second] = r.y;
   } else if (p < params.pairs + params.k_pairs) {
     let pair = pair_at(p - params.pairs, params.k_heads);
-    var a = k[pair.first];
-    var b = k[pair.second];
-    if (HAS_BIAS) {
-      a += k_bias[pair.column];
-      b += k_bias[pair.column + params.half_dim];
-    }
-    let r = rotated(pair, a, b);
+    let r = rotated_plus_bias(pair, vec2(k[pair.first], k[pair.second]),
+      vec2(k_bias[pair.column], k_bias[pair.column + half_dim]));
     k_out[pair.first] = r.x;
     k_out[pair.second] = r.y;
   }

@@ -151,7 +151,7 @@ function rotatePair(
     { name: "rope", source, entry: "rope_qk", constants: { HAS_BIAS: Number(Boolean(biases)) } },
     {
       params,
-      // Without biases q and k stand in for the (statically bound, unread) bias buffers.
+      // Without biases q and k stand in for the bias buffers (read, then dropped: rotated_plus_bias).
       tensors: [
         q,
         positions,
