@@ -18,6 +18,9 @@
 //   cache, T > 1      the prefill: the filled prefix copied out for attentionForward
 // The decode path keeps no log-sum-exp, so it is taken only without `save` (forward with a
 // cache is inference only; transformer.ts refuses train with a cache).
+// Fused dispatches (the same bits as the steps above): RoPE of q and k is one dispatch, which
+// also adds bq and bk when nothing sits between them (no qk-norm); the o_proj product adds
+// itself into a copy of x (linearPlusResidual); k and v enter the cache in one dispatch.
 
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
