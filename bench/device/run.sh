@@ -21,7 +21,7 @@ if [ ! -f .device/deno.xz ]; then
 fi
 
 # The Vulkan loader, when the machine has none (the NVIDIA image ships the driver's ICD only).
-if ! ldconfig -p | grep -q 'libvulkan.so.1'; then
+if [ "$(ldconfig -p | grep -c 'libvulkan.so.1')" = 0 ]; then
   for f in .device/gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
   say "unpacked the Vulkan loader from .device/gl"
