@@ -4,8 +4,8 @@
 # `carry` (see bench/device/README.md). About 35 MiB:
 #   .device/deno.xz     the pinned Deno (95 MB as a binary; the tool carries at most 64 MiB)
 #   .device/denodir/    a DENO_DIR holding this project's npm packages (yaml, tokenizers, jinja)
-#   .device/gl/*.deb    the Vulkan loader (libvulkan1, amd64): the GPU image has the NVIDIA
-#                       driver but no loader (/work/.library/device/README.md)
+#   .device/gl/*.deb    the Vulkan loader and the GL dispatch libraries (amd64): the GPU image
+#                       has the NVIDIA driver but no loader (/work/.library/device/README.md)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -24,5 +24,8 @@ lists=/tmp/rmt-device-apt-lists
 mkdir -p "$lists/partial"
 apt_options=(-o APT::Architecture=amd64 -o APT::Architectures=amd64 -o "Dir::State::Lists=$lists")
 apt-get "${apt_options[@]}" update -qq
-(cd .device/gl && rm -f ./*.deb && apt-get "${apt_options[@]}" download libvulkan1 >/dev/null)
+# libvulkan1 is the loader; the NVIDIA ICD also needs the GL dispatch libraries (the device
+# README's list).
+(cd .device/gl && rm -f ./*.deb && apt-get "${apt_options[@]}" download libvulkan1 libglvnd0 \
+  libegl1 libgl1 libglx0 libopengl0 libgles2 >/dev/null)
 du -sh .device .device/* >&2

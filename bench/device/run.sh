@@ -4,7 +4,9 @@
 #   1. the adapter rmt sees (`rmt info`) and the card (nvidia-smi)
 #   2. bench:compare --torch-device cuda: rmt on the GPU next to PyTorch eager f32 on the same
 #      card, with the GPU targets of issue #6 (writes compare.json and compare.txt)
-#   3. the op and model tests on the GPU (every kernel against its reference; tests.txt)
+#   3. the op and model tests on the GPU (every kernel against its reference, and the fused
+#      dispatches bit-equal to the ops they replace; tests.txt)
+# The steps' limits (60 + 270 + 200 s) and the setup fit the device tool's 600 s per call.
 # Everything lands in $OUT (the device tool brings it back), else in /tmp/rmt-device-out.
 # Here, without a GPU, RMT_TORCH_DEVICE=cpu RMT_DEVICE_QUICK=1 checks the script itself.
 set -uo pipefail
@@ -47,17 +49,17 @@ say "deno $("$deno" --version | head -1), torch device $torch_device"
 say "1. the card and the adapter"
 (nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv 2>&1 || true) |
   tee "$out/gpu.txt"
-timeout 120 "$deno" run -A --cached-only main.ts info 2>&1 | tee "$out/info.txt"
+timeout 60 "$deno" run -A --cached-only main.ts info 2>&1 | tee "$out/info.txt"
 
 say "2. bench:compare --torch-device $torch_device"
-timeout 300 "$deno" run -A --cached-only bench/compare.ts --torch-device "$torch_device" \
+timeout 270 "$deno" run -A --cached-only bench/compare.ts --torch-device "$torch_device" \
   "${quick[@]}" --out "$out/compare.json" >"$out/compare.txt" 2>&1
 say "bench:compare exit $?"
 sed -n '1,/^full JSON/p' "$out/compare.txt"
 
 say "3. op and model tests on this adapter"
-timeout 240 "$deno" test -A --cached-only tests/ops tests/model/transformer_test.ts \
-  tests/model/generate_test.ts >"$out/tests.txt" 2>&1
+timeout 200 "$deno" test -A --cached-only tests/ops tests/model/transformer_test.ts \
+  tests/model/generate_test.ts tests/model/linear_test.ts >"$out/tests.txt" 2>&1
 say "tests exit $?"
 grep -E "FAILED|passed|failed" "$out/tests.txt" | tail -n 30
 say "done: $out"
