@@ -54,7 +54,13 @@ export class GpuContext {
   /** Staging buffers (and textures) to destroy once the command buffer that reads them is submitted. */
   #afterSubmit: (GPUBuffer | GPUTexture)[] = [];
   /** Counters a benchmark can report. */
-  readonly counts = { dispatches: 0, submits: 0, readbacks: 0 };
+  readonly counts = { dispatches: 0, submits: 0, readbacks: 0, textureCopies: 0 };
+  /**
+   * How often each buffer may have been written, in recording order: every dispatch that binds
+   * it (read or write: the kernels do not say), a copy or upload into it, a clear. Staging
+   * textures remember the version they copied (lib/ops/texture_staging.ts).
+   */
+  readonly #versions = new WeakMap<GPUBuffer, number>();
 
   private constructor(readonly device: GPUDevice, readonly adapter: AdapterSummary) {
     this.pool = new BufferPool((size) => {
@@ -99,6 +105,15 @@ export class GpuContext {
     this.pool.release(buffer);
   }
 
+  /** The buffer's write count so far (see #versions): equal counts, the same contents. */
+  bufferVersion(buffer: GPUBuffer): number {
+    return this.#versions.get(buffer) ?? 0;
+  }
+
+  #written(buffer: GPUBuffer): void {
+    this.#versions.set(buffer, this.bufferVersion(buffer) + 1);
+  }
+
   /** An uninitialised tensor from the pool. */
   empty<D extends DType>(shape: readonly number[], dtype: D): Tensor<D> {
     const bytes = Math.max(4, numel(shape) * BYTES_PER_ELEMENT);
@@ -126,6 +141,7 @@ export class GpuContext {
     }
     const t = this.empty(shape, dtype);
     if (data.length === 0) return t;
+    this.#written(t.buffer);
     if (!this.#encoder) {
       this.device.queue.writeBuffer(t.buffer, 0, data);
       return t;
@@ -160,6 +176,7 @@ export class GpuContext {
   /** A zero-filled tensor (the clear is recorded into the current encoder). */
   zeros<D extends DType>(shape: readonly number[], dtype: D): Tensor<D> {
     const t = this.empty(shape, dtype);
+    this.#written(t.buffer);
     this.#endPass();
     this.#currentEncoder().clearBuffer(t.buffer, 0, Math.ceil(t.byteLength / 4) * 4);
     return t;
@@ -169,6 +186,7 @@ export class GpuContext {
   copy(src: Tensor, dst: Tensor): void {
     if (src.size !== dst.size) throw new Error("copy: sizes differ");
     if (src.size === 0) return;
+    this.#written(dst.buffer);
     this.#endPass();
     this.#currentEncoder().copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, src.size * 4);
   }
@@ -183,6 +201,7 @@ export class GpuContext {
       throw new Error(`copyToTexture: ${width} × ${height} texels do not fit the copy rules`);
     }
     if (width === 0 || height === 0) return;
+    this.counts.textureCopies++;
     this.#endPass();
     this.#currentEncoder().copyBufferToTexture(
       { buffer: src.buffer, bytesPerRow: width * 16 },
@@ -222,6 +241,7 @@ export class GpuContext {
     const first = entries.length;
     args.tensors.forEach((t, i) => {
       if (t.released) throw new Error(`${kernel.name}: tensor ${i} was released`);
+      this.#written(t.buffer);
       entries.push({
         binding: first + i,
         resource: { buffer: t.buffer, offset: 0, size: t.byteLength },

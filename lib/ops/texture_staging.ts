@@ -52,14 +52,38 @@ export function stageTexture(
       return { texture: pinned.texture, kMajor: false };
     }
   }
+  // Either layout is x's own bytes when its stored rows are a multiple of 64 floats: a copy.
   if (kMajor && rows % 64 === 0 && K % 4 === 0) {
-    const texture = ctx.staging.get(slot, paddedRows / 4, K);
-    ctx.copyToTexture(x, texture, rows / 4, K);
-    return { texture, kMajor: true };
+    return { texture: copied(ctx, x, slot, [rows / 4, K], [paddedRows / 4, K]), kMajor: true };
+  }
+  if (!kMajor && K % 64 === 0) {
+    return { texture: copied(ctx, x, slot, [K / 4, rows], [K / 4, paddedRows]), kMajor: false };
   }
   const texture = ctx.staging.get(slot, Math.ceil(K / 4), paddedRows);
   fillRows(ctx, x, texture, rows, K, kMajor);
   return { texture, kMajor: false };
+}
+
+/**
+ * A texture (at least `size` texels) holding x's first copy[1] rows of copy[0] texels: one
+ * copied earlier if x's buffer has not been written since (an operand shared by several
+ * products: h by q, k and v, a gradient by dW and dx, whose two layouts are the same bytes),
+ * else a fresh copy, kept for the next time (or, too big to keep, in `slot`).
+ */
+function copied(
+  ctx: GpuContext,
+  x: Tensor<"f32">,
+  slot: number,
+  copy: [number, number],
+  size: [number, number],
+): GPUTexture {
+  const version = ctx.bufferVersion(x.buffer);
+  const cached = ctx.staging.cached(x.buffer, version, copy, size);
+  if (cached) return cached;
+  const texture = ctx.staging.forCopy(x.buffer, version, copy, size) ??
+    ctx.staging.get(slot, size[0], size[1]);
+  ctx.copyToTexture(x, texture, copy[0], copy[1]);
+  return texture;
 }
 
 /**
