@@ -68,7 +68,7 @@ export class GpuContext {
       return device.createBuffer({ size, usage: POOL_USAGE });
     }, device.limits.maxBufferSize);
     this.pipelines = new PipelineCache(device);
-    this.staging = new StagingTextures(device);
+    this.staging = new StagingTextures(device, (texture) => this.destroyAfterSubmit(texture));
     this.#uniforms = new UniformArena(device, device.limits.minUniformBufferOffsetAlignment);
     device.addEventListener("uncapturederror", (event) => {
       const error = (event as GPUUncapturedErrorEvent).error;
@@ -258,6 +258,7 @@ export class GpuContext {
     this.#pass.setPipeline(pipeline);
     this.#pass.setBindGroup(0, bindGroup);
     this.#pass.dispatchWorkgroups(x, y, z);
+    this.staging.dispatched();
     this.counts.dispatches++;
   }
 

@@ -75,8 +75,33 @@ export class StagingTextures {
   readonly #pinned = new Map<GPUBuffer, PinnedTexture>();
   readonly #cached: CachedCopy[] = [];
   #clock = 0;
+  /** Cached copies served since the last dispatch (see OPERANDS_PER_DISPATCH). */
+  #sinceDispatch = 0;
 
-  constructor(private readonly device: GPUDevice) {}
+  /**
+   * `retire`: destroys a texture once the commands recorded so far that read it have run
+   * (ctx.destroyAfterSubmit), for textures that bigger ones replace.
+   */
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly retire: (texture: GPUTexture) => void,
+  ) {}
+
+  /** Called by ctx.dispatch: the operands staged since belong to the next dispatch. */
+  dispatched(): void {
+    this.#sinceDispatch = 0;
+  }
+
+  /** Counts a copy served to the dispatch being recorded; more than the LRU protects is a bug. */
+  #served(entry: CachedCopy): void {
+    entry.used = ++this.#clock;
+    if (++this.#sinceDispatch > OPERANDS_PER_DISPATCH) {
+      throw new Error(
+        `staging: more than ${OPERANDS_PER_DISPATCH} cached operands for one dispatch ` +
+          `(raise OPERANDS_PER_DISPATCH in lib/gpu/textures.ts)`,
+      );
+    }
+  }
 
   /**
    * A texture of its own (not a slot) for `pin`: width × height texels, zeros until written.
@@ -124,20 +149,21 @@ export class StagingTextures {
       c.buffer === buffer && c.version === version && c.width === width &&
       c.height === height && c.texture.width >= minWidth && c.texture.height >= minHeight
     );
-    if (hit) hit.used = ++this.#clock;
+    if (hit) this.#served(hit);
     return hit?.texture;
   }
 
   /**
-   * A texture (at least minWidth × minHeight) for the caller to copy those texels into, kept as
-   * their cached copy; it replaces the least recently used one. Undefined when the copy is too
-   * big to cache: the caller then uses a slot.
+   * A texture (at least minWidth × minHeight) that `write` copies those texels into, kept as
+   * their cached copy once it has; it replaces the least recently used one. Undefined (and
+   * nothing written) when the copy is too big to cache: the caller then uses a slot.
    */
   forCopy(
     buffer: GPUBuffer,
     version: number,
     [width, height]: [number, number],
     [minWidth, minHeight]: [number, number],
+    write: (texture: GPUTexture) => void,
   ): GPUTexture | undefined {
     if (minWidth * minHeight * 16 > MAX_CACHED_BYTES) return undefined;
     const fits = (c: CachedCopy) => c.texture.width >= minWidth && c.texture.height >= minHeight;
@@ -162,10 +188,18 @@ export class StagingTextures {
         if (grown[0] * grown[1] * 16 <= MAX_CACHED_BYTES) size = grown;
       }
       const texture = stagingTexture(this.device, "staging cache", size);
-      if (entry) entry.texture = texture;
-      else this.#cached.push(entry = { buffer, version, width, height, texture, used: 0 });
+      if (entry) {
+        this.retire(entry.texture);
+        entry.texture = texture;
+      } else {
+        this.#cached.push(entry = { buffer, version: NaN, width, height, texture, used: 0 });
+      }
     }
-    Object.assign(entry, { buffer, version, width, height, used: ++this.#clock });
+    // Matches nothing until the copy is recorded (should `write` throw, no stale hit remains).
+    entry.version = NaN;
+    write(entry.texture);
+    Object.assign(entry, { buffer, version, width, height });
+    this.#served(entry);
     return entry.texture;
   }
 
@@ -177,6 +211,7 @@ export class StagingTextures {
       Math.max(width, current?.width ?? 1),
       Math.max(height, current?.height ?? 1),
     ]);
+    if (current) this.retire(current);
     this.#slots[slot] = texture;
     return texture;
   }

@@ -80,9 +80,11 @@ function copied(
   const version = ctx.bufferVersion(x.buffer);
   const cached = ctx.staging.cached(x.buffer, version, copy, size);
   if (cached) return cached;
-  const texture = ctx.staging.forCopy(x.buffer, version, copy, size) ??
-    ctx.staging.get(slot, size[0], size[1]);
-  ctx.copyToTexture(x, texture, copy[0], copy[1]);
+  const write = (texture: GPUTexture) => ctx.copyToTexture(x, texture, copy[0], copy[1]);
+  const kept = ctx.staging.forCopy(x.buffer, version, copy, size, write);
+  if (kept) return kept;
+  const texture = ctx.staging.get(slot, size[0], size[1]);
+  write(texture);
   return texture;
 }
 

@@ -104,6 +104,7 @@ Deno.test("staging: a matrix staged by rows and its k-major use share one copy (
   const second = stageTexture(ctx, dy, 1, 128, 128, 64, false); // op(A) = dy: 128 rows, K = 64
   assertEquals(ctx.counts.textureCopies - before, 1, "one copy for both layouts");
   assert(first.texture === second.texture && first.kMajor && !second.kMajor, "the same texture");
+  ctx.staging.dispatched(); // no dispatch reads them: as if one had
   dy.release();
 });
 
@@ -141,5 +142,20 @@ Deno.test("staging: textures have no power-of-two side (one llvmpipe shader vari
       texture.height >= 64,
     `staging texture ${texture.width} × ${texture.height}`,
   );
+  ctx.staging.dispatched(); // no dispatch reads it: as if one had
   x.release();
+});
+
+Deno.test("staging: more cached operands for one dispatch than the cache protects is refused", async () => {
+  const ctx = await testGpu();
+  const xs = Array.from({ length: 5 }, (_, i) => ctx.zeros([64 + i, 64], "f32"));
+  let message = "";
+  try {
+    for (const x of xs) stageTexture(ctx, x, 0, x.shape[0], x.shape[0], 64, false);
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  ctx.staging.dispatched();
+  assert(message.includes("more than 4 cached operands for one dispatch"), message);
+  for (const x of xs) x.release();
 });
