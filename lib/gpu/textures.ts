@@ -31,7 +31,7 @@ const MAX_CACHED_BYTES = 64 * 1024 * 1024;
  * Every staging texture is made with sides that are not powers of two. llvmpipe compiles a
  * shader variant per combination of its bound textures' power-of-two sides (part of its
  * sampler state, even for texel loads): textures of mixed sizes cost a compile of the matmul
- * kernel each (seconds, measured: warm-up steps of 5–40 s with the copy cache below until
+ * kernel each (seconds, measured: first steps of 5–40 s with the copy cache below until
  * this). A side is only a lower bound for the readers, so one more texel changes nothing (but
  * a side at the device's limit stays as it is).
  */
