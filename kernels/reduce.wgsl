@@ -2,7 +2,8 @@
 //
 //   sum_segments:  output[out_offset + s] = (Σ_{i in segment s} f(input[i])) / divisor
 //                  segment s = input[s·segment .. min((s+1)·segment, count)),
-//                  f(x) = x·x when `square` is 1, else x.
+//                  f(x_i) = x_i·x_i (mode 1), x_i·y_i (mode 2: a dot product with `other`), or
+//                  x_i (mode 0).
 //
 // One workgroup per segment. Every thread sums the elements tid, tid + WG, tid + 2·WG, …
 // of its segment in that order, then the workgroup adds the WG partial sums with a fixed
@@ -23,7 +24,7 @@ struct Params {
   count: u32,      // elements in `input`
   segment: u32,    // elements per segment
   segments: u32,   // number of segments (workgroups that do work)
-  square: u32,     // 1: add x·x, 0: add x
+  mode: u32,       // 0: add x, 1: add x·x, 2: add x·other
   divisor: f32,    // each segment's sum is divided by it (1 for sums, n for means)
   out_offset: u32, // segment s is written at output[out_offset + s]
 }
@@ -31,6 +32,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read_write> output: array<f32>;
+@group(0) @binding(3) var<storage, read> other: array<f32>; // mode 2 (else input stands in)
 
 var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
 
@@ -47,7 +49,11 @@ fn sum_segments(
   var acc = 0.0;
   for (var i = start + tid; i < end; i += WORKGROUP_SIZE) {
     let x = input[i];
-    acc += select(x, x * x, params.square == 1u);
+    if (params.mode == 2u) {
+      acc += x * other[i];
+    } else {
+      acc += select(x, x * x, params.mode == 1u);
+    }
   }
   partial[tid] = acc;
   workgroupBarrier();

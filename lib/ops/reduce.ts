@@ -25,10 +25,15 @@ const sumSegmentsKernel = {
   constants: { WORKGROUP_SIZE },
 };
 
+/** What a segment sum adds up: x, x², or x·y with a second tensor y of the same length. */
+type Summand = { kind: "value" } | { kind: "square" } | { kind: "product"; other: Tensor<"f32"> };
+const MODES = { value: 0, square: 1, product: 2 } as const;
+const VALUE: Summand = { kind: "value" };
+
 interface SegmentSums {
   segment: number;
   segments: number;
-  square: boolean;
+  summand: Summand;
   divisor: number;
   outOffset: number;
 }
@@ -45,10 +50,11 @@ function sumSegments(
       .u32(input.size)
       .u32(s.segment)
       .u32(s.segments)
-      .u32(s.square ? 1 : 0)
+      .u32(MODES[s.summand.kind])
       .f32(s.divisor)
       .u32(s.outOffset),
-    tensors: [input, output],
+    // Without a product the input stands in for the (statically bound) second tensor.
+    tensors: [input, output, s.summand.kind === "product" ? s.summand.other : input],
     workgroups: ctx.groupsFor(s.segments, 1),
   });
 }
@@ -63,7 +69,7 @@ function reduceInto(
   t: Tensor<"f32">,
   out: Tensor<"f32">,
   slot: number,
-  square: boolean,
+  summand: Summand,
   divisor: number,
 ): void {
   if (t.dtype !== "f32" || out.dtype !== "f32") {
@@ -73,14 +79,14 @@ function reduceInto(
     throw new Error(`${op}: slot ${slot} is outside out ${shapeString(out.shape)}`);
   }
   let input = t;
-  let first = true; // squares are taken on the first level only
+  let first = true; // squares and products are taken on the first level only
   while (input.size > CHUNK) {
     const segments = Math.ceil(input.size / CHUNK);
     const partials = ctx.empty([segments], "f32");
     sumSegments(ctx, input, partials, {
       segment: CHUNK,
       segments,
-      square: square && first,
+      summand: first ? summand : VALUE,
       divisor: 1,
       outOffset: 0,
     });
@@ -91,7 +97,7 @@ function reduceInto(
   sumSegments(ctx, input, out, {
     segment: Math.max(1, input.size),
     segments: 1,
-    square: square && first,
+    summand: first ? summand : VALUE,
     divisor,
     outOffset: slot,
   });
@@ -101,7 +107,7 @@ function reduceInto(
 /** t: any shape → [1]: Σ t. An empty tensor sums to 0. */
 export function sum(ctx: GpuContext, t: Tensor<"f32">): Tensor<"f32"> {
   const out = ctx.empty([1], "f32");
-  reduceInto("sum", ctx, t, out, 0, false, 1);
+  reduceInto("sum", ctx, t, out, 0, VALUE, 1);
   return out;
 }
 
@@ -109,14 +115,30 @@ export function sum(ctx: GpuContext, t: Tensor<"f32">): Tensor<"f32"> {
 export function mean(ctx: GpuContext, t: Tensor<"f32">): Tensor<"f32"> {
   if (t.size === 0) throw new Error(`mean: tensor ${shapeString(t.shape)} is empty`);
   const out = ctx.empty([1], "f32");
-  reduceInto("mean", ctx, t, out, 0, false, t.size);
+  reduceInto("mean", ctx, t, out, 0, VALUE, t.size);
   return out;
 }
 
 /** t: any shape → [1]: Σ t². */
 export function sumOfSquares(ctx: GpuContext, t: Tensor<"f32">): Tensor<"f32"> {
   const out = ctx.empty([1], "f32");
-  reduceInto("sumOfSquares", ctx, t, out, 0, true, 1);
+  reduceInto("sumOfSquares", ctx, t, out, 0, { kind: "square" }, 1);
+  return out;
+}
+
+/**
+ * a, b: the same number of elements (any shapes) → [1]: Σ a_i·b_i, summed like `sum` (a fixed
+ * tree: reruns are bit-identical; dot(x, x) has the bits of sumOfSquares(x)).
+ */
+export function dot(ctx: GpuContext, a: Tensor<"f32">, b: Tensor<"f32">): Tensor<"f32"> {
+  if (a.size !== b.size || b.dtype !== "f32") {
+    throw new Error(
+      `dot: a ${shapeString(a.shape)} and b ${b.dtype} ${shapeString(b.shape)} must be f32 ` +
+        `with as many elements`,
+    );
+  }
+  const out = ctx.empty([1], "f32");
+  reduceInto("dot", ctx, a, out, 0, { kind: "product", other: b }, 1);
   return out;
 }
 
@@ -127,7 +149,7 @@ export function sumInto(
   out: Tensor<"f32">,
   slot: number,
 ): void {
-  reduceInto("sumInto", ctx, t, out, slot, false, 1);
+  reduceInto("sumInto", ctx, t, out, slot, VALUE, 1);
 }
 
 /**
@@ -140,7 +162,7 @@ export function sumOfSquaresInto(
   out: Tensor<"f32">,
   slot: number,
 ): void {
-  reduceInto("sumOfSquaresInto", ctx, t, out, slot, true, 1);
+  reduceInto("sumOfSquaresInto", ctx, t, out, slot, { kind: "square" }, 1);
 }
 
 function rowReduce(
@@ -160,7 +182,7 @@ function rowReduce(
   sumSegments(ctx, x, out, {
     segment: n,
     segments: x.size / n,
-    square: false,
+    summand: VALUE,
     divisor: isMean ? n : 1,
     outOffset: 0,
   });

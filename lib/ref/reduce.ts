@@ -20,6 +20,13 @@ export function sumOfSquares(x: ArrayLike<number>): number {
   return acc;
 }
 
+/** Σ a_i·b_i (same length). */
+export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let acc = 0;
+  for (let i = 0; i < a.length; i++) acc += a[i] * b[i];
+  return acc;
+}
+
 /** Σ |x|: the scale that bounds the rounding error of any f32 summation order. */
 export function sumOfAbs(x: ArrayLike<number>): number {
   let acc = 0;

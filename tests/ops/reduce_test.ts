@@ -31,6 +31,33 @@ Deno.test("reduce: sum, mean, sumOfSquares match the f64 reference", async () =>
   }
 });
 
+Deno.test("reduce: dot matches the f64 reference; dot(x, x) has sumOfSquares' bits", async () => {
+  const ctx = await testGpu();
+  const rng = new Rng(13);
+  for (const n of LENGTHS) {
+    const a = rng.uniforms(n, -1, 1.5);
+    const b = rng.uniforms(n, -2, 1);
+    const products = a.map((x, i) => x * b[i]);
+    const ta = ctx.f32(a);
+    const tb = ctx.f32(b, [1, n]); // any shape with as many elements
+    const outs = [gpuOps.dot(ctx, ta, tb), gpuOps.dot(ctx, ta, ta), gpuOps.sumOfSquares(ctx, ta)];
+    const [d, self, squares] = await ctx.readMany(outs);
+    assertClose(d, [ref.dot(a, b)], sumTolerance(products), `dot n=${n}`);
+    assertBitEqual(self, squares, `dot(x, x) vs sumOfSquares n=${n}`);
+    for (const o of [ta, tb, ...outs]) o.release();
+  }
+  const four = ctx.zeros([4], "f32");
+  const five = ctx.zeros([5], "f32");
+  let message = "";
+  try {
+    gpuOps.dot(ctx, four, five);
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  if (!message.includes("dot: a [4] and b f32 [5]")) throw new Error(`unexpected: "${message}"`);
+  for (const t of [four, five]) t.release();
+});
+
 Deno.test("reduce: empty tensors and bad arguments", async () => {
   const ctx = await testGpu();
   const empty = ctx.f32([]);
