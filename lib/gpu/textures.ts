@@ -36,7 +36,29 @@ const MAX_CACHED_BYTES = 64 * 1024 * 1024;
  * a side at the device's limit stays as it is).
  */
 function notPowerOfTwo(side: number, max: number): number {
-  return (side & (side - 1)) === 0 && side < max ? side + 1 : side;
+  const powerOfTwo = (n: number) => (n & (n - 1)) === 0;
+  let s = side;
+  while (powerOfTwo(s) && s < max) s++; // 1 → 3 (2 is one too), n → n + 1 otherwise
+  return s;
+}
+
+/**
+ * Whether `texture` can serve a request of at least width × height texels: big enough, and
+ * without a power-of-two side the request does not need (a side at the device's limit is one:
+ * lending it to smaller requests would bring its shader variants to their kernels too).
+ */
+function serves(texture: GPUTexture, width: number, height: number): boolean {
+  const side = (have: number, need: number) =>
+    have >= need && ((have & (have - 1)) !== 0 || have === need);
+  return side(texture.width, width) && side(texture.height, height);
+}
+
+/**
+ * A side grown from `have` to take `need` too: the larger, except that a power-of-two side
+ * (one at the device's limit) is not kept for a request that does not need it (see serves).
+ */
+function grownSide(have: number, need: number): number {
+  return have > need && (have & (have - 1)) === 0 ? need : Math.max(have, need);
 }
 
 /** A texture for staging, `size` texels or a little more (see notPowerOfTwo). */
@@ -147,7 +169,7 @@ export class StagingTextures {
   ): GPUTexture | undefined {
     const hit = this.#cached.find((c) =>
       c.buffer === buffer && c.version === version && c.width === width &&
-      c.height === height && c.texture.width >= minWidth && c.texture.height >= minHeight
+      c.height === height && serves(c.texture, minWidth, minHeight)
     );
     if (hit) this.#served(hit);
     return hit?.texture;
@@ -166,7 +188,7 @@ export class StagingTextures {
     write: (texture: GPUTexture) => void,
   ): GPUTexture | undefined {
     if (minWidth * minHeight * 16 > MAX_CACHED_BYTES) return undefined;
-    const fits = (c: CachedCopy) => c.texture.width >= minWidth && c.texture.height >= minHeight;
+    const fits = (c: CachedCopy) => serves(c.texture, minWidth, minHeight);
     let entry: CachedCopy | undefined;
     if (this.#cached.length === CACHED_COPIES) {
       // Replaceable: all but the most recent few; the least recent whose texture is big enough,
@@ -182,8 +204,8 @@ export class StagingTextures {
       if (entry) {
         // Grown to fit both shapes where that stays within the bound, else just this one.
         const grown = [
-          Math.max(minWidth, entry.texture.width),
-          Math.max(minHeight, entry.texture.height),
+          grownSide(entry.texture.width, minWidth),
+          grownSide(entry.texture.height, minHeight),
         ];
         if (grown[0] * grown[1] * 16 <= MAX_CACHED_BYTES) size = grown;
       }
@@ -206,10 +228,10 @@ export class StagingTextures {
   /** The texture of `slot`, at least width × height texels. */
   get(slot: number, width: number, height: number): GPUTexture {
     const current = this.#slots[slot];
-    if (current && current.width >= width && current.height >= height) return current;
+    if (current && serves(current, width, height)) return current;
     const texture = stagingTexture(this.device, `staging ${slot}`, [
-      Math.max(width, current?.width ?? 1),
-      Math.max(height, current?.height ?? 1),
+      grownSide(current?.width ?? 1, width),
+      grownSide(current?.height ?? 1, height),
     ]);
     if (current) this.retire(current);
     this.#slots[slot] = texture;

@@ -142,8 +142,30 @@ Deno.test("staging: textures have no power-of-two side (one llvmpipe shader vari
       texture.height >= 64,
     `staging texture ${texture.width} × ${texture.height}`,
   );
-  ctx.staging.dispatched(); // no dispatch reads it: as if one had
-  x.release();
+  // K = 4: one texel per row (through the pack kernel and a slot): 1 is a power of two too.
+  const narrow = ctx.zeros([32, 4], "f32");
+  const packed = stageTexture(ctx, narrow, 0, 32, 32, 4, false).texture;
+  assert(
+    !isPowerOfTwo(packed.width) && !isPowerOfTwo(packed.height),
+    `staging texture ${packed.width} × ${packed.height} for one texel per row`,
+  );
+  ctx.staging.dispatched();
+  // A side at the device's limit is a power of two that cannot grow: such a texture serves
+  // only requests that need that side, and no texture grows into it for a smaller one.
+  const max = ctx.limits.maxTextureDimension2D;
+  const tall = ctx.zeros([max, 64], "f32");
+  const tallTexture = stageTexture(ctx, tall, 0, max, max, 64, false).texture;
+  assertEquals(tallTexture.height, max, "the tall operand's texture");
+  ctx.staging.dispatched();
+  for (let i = 0; i < 12; i++) {
+    // Fresh small operands, through slot 0 and the cache's entries in turn.
+    const small = ctx.zeros([96, 64], "f32");
+    const { texture } = stageTexture(ctx, small, 0, 96, 96, 64, false);
+    assert(!isPowerOfTwo(texture.height), `a [96, 64] operand staged in ${texture.height} rows`);
+    ctx.staging.dispatched();
+    small.release();
+  }
+  for (const t of [x, narrow, tall]) t.release();
 });
 
 Deno.test("staging: more cached operands for one dispatch than the cache protects is refused", async () => {
