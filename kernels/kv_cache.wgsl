@@ -50,9 +50,14 @@ fn copy_time_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 }
 
 // Two copies of the same shape in one dispatch (a layer's keys and values): threads
-// 0 .. total−1 copy src → dst, the next total src2 → dst2.
+// 0 .. total−1 copy src → dst, the next total src2 → dst2. With ADD_BIAS2 the second copy adds
+// bias2[w] to each element as f32 (the values' projection bias, Qwen2's v_proj: the bits of a
+// bias add before the copy).
+override ADD_BIAS2: bool = false;
+
 @group(0) @binding(3) var<storage, read> src2: array<u32>;
 @group(0) @binding(4) var<storage, read_write> dst2: array<u32>;
+@group(0) @binding(5) var<storage, read> bias2: array<f32>; // [W] (without ADD_BIAS2: src2)
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn copy_time_rows_pair(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -61,7 +66,12 @@ fn copy_time_rows_pair(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     let at = copy_indices(i);
     dst[at.y] = src[at.x];
   } else if (i < 2u * params.total) {
-    let at = copy_indices(i - params.total);
-    dst2[at.y] = src2[at.x];
+    let j = i - params.total;
+    let at = copy_indices(j);
+    if (ADD_BIAS2) {
+      dst2[at.y] = bitcast<u32>(bitcast<f32>(src2[at.x]) + bias2[j % params.width]);
+    } else {
+      dst2[at.y] = src2[at.x];
+    }
   }
 }

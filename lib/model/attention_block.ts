@@ -20,7 +20,8 @@
 // cache is inference only; transformer.ts refuses train with a cache).
 // Fused dispatches (the same bits as the steps above): RoPE of q and k is one dispatch, which
 // also adds bq and bk when nothing sits between them (no qk-norm); the o_proj product adds
-// itself into a copy of x (linearPlusResidual); k and v enter the cache in one dispatch.
+// itself into a copy of x (linearPlusResidual); k and v enter the cache in one dispatch, which
+// also adds bv.
 
 import type { GpuContext } from "../gpu/context.ts";
 import type { Tensor } from "../gpu/tensor.ts";
@@ -117,8 +118,9 @@ function headNorm(
 /**
  * Causal attention of q: [B, T, Hq, D] over k, v: [B, T, Hkv, D] (the new keys and values),
  * after those of the cache if there is one; keyMask: [B, Tk] → attention [B, T, Hq, D] and its
- * log-sum-exp [B, Hq, T]. With a cache, k and v are written into it first. A decode step
- * (T = 1) through the cache returns lse null unless `needLse` (only the backward needs it).
+ * log-sum-exp [B, Hq, T]. With a cache, k and v are written into it first, and `vBias` (only
+ * given with a cache) is added to v on the way. A decode step (T = 1) through the cache
+ * returns lse null unless `needLse` (only the backward needs it).
  */
 function attend(
   ctx: GpuContext,
@@ -128,6 +130,7 @@ function attend(
   keyMask: Tensor<"u32">,
   cache: LayerCacheSlot | undefined,
   needLse: boolean,
+  vBias?: Tensor<"f32">,
 ): { attention: Tensor<"f32">; lse: Tensor<"f32"> | null } {
   if (!cache) {
     const { out, lse } = attentionForward(ctx, q, k, v, keyMask);
@@ -135,13 +138,13 @@ function attend(
   }
   if (q.shape[1] === 1 && !needLse) {
     // A decode step: read the cache in place.
-    writeToLayerCache(ctx, cache.cache, cache.start, k, v);
+    writeToLayerCache(ctx, cache.cache, cache.start, k, v, vBias);
     return { attention: attendLayerCache(ctx, cache.cache, cache.start, q, keyMask), lse: null };
   }
   // The prefill (or a step that keeps lse): the new keys and values join the cache; attention
   // reads the whole prefix.
   // [B, Tk, Hkv, D] each
-  const { keys, values } = appendToLayerCache(ctx, cache.cache, cache.start, k, v);
+  const { keys, values } = appendToLayerCache(ctx, cache.cache, cache.start, k, v, vBias);
   const { out, lse } = attentionForward(ctx, q, keys, values, keyMask);
   releaseAll([keys, values]);
   return { attention: out, lse };
@@ -171,11 +174,14 @@ export function attentionBlockForward(
   // With nothing between them (no Qwen3 qk-norm), the q and k biases are added by RoPE's
   // dispatch (the same bits as adding them here).
   const biasesInRope = !config.qkNorm && qBias !== undefined && kBias !== undefined;
+  // With a cache, v's bias is added by the dispatch that writes v into it.
+  const vBias = bias("v_proj");
+  const vBiasInCache = cache !== undefined && vBias !== undefined;
 
   const { y: h, rstd } = rmsNorm(ctx, x, p.get("input_layernorm.weight"), eps); // [N, d], [N]
   const qProjected = linear(ctx, h, weight("q_proj"), biasesInRope ? undefined : qBias); // [N, Hq·D]
   const kProjected = linear(ctx, h, weight("k_proj"), biasesInRope ? undefined : kBias); // [N, Hkv·D]
-  const vProjected = linear(ctx, h, weight("v_proj"), bias("v_proj")); // [N, Hkv·D]
+  const vProjected = linear(ctx, h, weight("v_proj"), vBiasInCache ? undefined : vBias); // [N, Hkv·D]
   // Qwen3: RMSNorm over each head vector of q and k, before RoPE.
   const qNorm = config.qkNorm ? headNorm(ctx, qProjected, norm("q_norm"), headDim, eps) : null;
   const kNorm = config.qkNorm ? headNorm(ctx, kProjected, norm("k_norm"), headDim, eps) : null;
@@ -194,7 +200,16 @@ export function attentionBlockForward(
   releaseAll([qNormed, kNormed]);
 
   // [B, T, Hq, D], and its log-sum-exp [B, Hq, T] (not on the decode path)
-  const { attention, lse } = attend(ctx, q, k, v, inputs.keyMask, cache, save);
+  const { attention, lse } = attend(
+    ctx,
+    q,
+    k,
+    v,
+    inputs.keyMask,
+    cache,
+    save,
+    vBiasInCache ? vBias : undefined,
+  );
 
   const attention2d = attention.reshape([batch * time, hq * headDim]); // [N, Hq·D]
   // [N, d]: the residual stream, x + attention·Woᵀ (+ bo)

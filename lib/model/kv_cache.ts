@@ -68,15 +68,20 @@ export function releaseKvCache(cache: KvCache): void {
   }
 }
 
-/** Writes one layer's new keys and values k, v: [B, T, Hkv, D] at [start, start + T). */
+/**
+ * Writes one layer's new keys and values k, v: [B, T, Hkv, D] at [start, start + T), in one
+ * dispatch; `vBias` [Hkv·D], when given, is added to the values on the way (Qwen2's v_proj
+ * bias: the same bits as adding it before).
+ */
 export function writeToLayerCache(
   ctx: GpuContext,
   layer: LayerKvCache,
   start: number,
   k: Tensor<"f32">,
   v: Tensor<"f32">,
+  vBias?: Tensor<"f32">,
 ): void {
-  writeTimeSlicePair(ctx, k, layer.k, v, layer.v, start);
+  writeTimeSlicePair(ctx, k, layer.k, v, layer.v, start, vBias);
 }
 
 /**
@@ -96,9 +101,10 @@ export function attendLayerCache(
 }
 
 /**
- * Writes one layer's new keys and values k, v: [B, T, Hkv, D] at [start, start + T) and
- * returns the keys and values attention reads: [B, start + T, Hkv, D] each, new tensors (the
- * caller releases them). `start` is the cache's length before this forward.
+ * Writes one layer's new keys and values k, v: [B, T, Hkv, D] at [start, start + T) (+ vBias,
+ * as writeToLayerCache) and returns the keys and values attention reads: [B, start + T, Hkv, D]
+ * each, new tensors (the caller releases them). `start` is the cache's length before this
+ * forward.
  */
 export function appendToLayerCache(
   ctx: GpuContext,
@@ -106,8 +112,9 @@ export function appendToLayerCache(
   start: number,
   k: Tensor<"f32">,
   v: Tensor<"f32">,
+  vBias?: Tensor<"f32">,
 ): { keys: Tensor<"f32">; values: Tensor<"f32"> } {
-  writeToLayerCache(ctx, layer, start, k, v);
+  writeToLayerCache(ctx, layer, start, k, v, vBias);
   const length = start + k.shape[1];
   return {
     keys: readTimeSlice(ctx, layer.k, 0, length),

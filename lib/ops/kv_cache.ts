@@ -19,7 +19,11 @@ const kernel = {
   entry: "copy_time_rows",
   constants: { WORKGROUP_SIZE },
 };
-const pairKernel = { ...kernel, entry: "copy_time_rows_pair" };
+const pairKernel = (addBias: boolean) => ({
+  ...kernel,
+  entry: "copy_time_rows_pair",
+  constants: { WORKGROUP_SIZE, ADD_BIAS2: Number(addBias) },
+});
 
 /** [B, S, ...rest] → B, S and W = the product of rest (elements per time row). */
 function timeRows(
@@ -44,21 +48,26 @@ interface Copy {
   dstStart: number;
 }
 
-/** One copy (src → dst), or two of the same shape in one dispatch (second: src2 → dst2). */
+/**
+ * One copy (src → dst), or two of the same shape in one dispatch (second: src2 → dst2, plus
+ * `bias` [W] added to each row when given).
+ */
 function record(
   ctx: GpuContext,
   src: Tensor,
   dst: Tensor,
   c: Copy,
-  second?: { src: Tensor; dst: Tensor },
+  second?: { src: Tensor; dst: Tensor; bias?: Tensor<"f32"> },
 ): void {
   const total = c.batch * c.count * c.width;
   if (total === 0) return;
-  ctx.dispatch(second ? pairKernel : kernel, {
+  // Without a bias the second source stands in for the (statically bound) bias buffer.
+  const pair = second && [src, dst, second.src, second.dst, second.bias ?? second.src];
+  ctx.dispatch(second ? pairKernel(second.bias !== undefined) : kernel, {
     params: new Params()
       .u32(total).u32(c.count).u32(c.width)
       .u32(c.srcRows).u32(c.srcStart).u32(c.dstRows).u32(c.dstStart),
-    tensors: second ? [src, dst, second.src, second.dst] : [src, dst],
+    tensors: pair ?? [src, dst],
     workgroups: ctx.groupsFor(second ? 2 * total : total, WORKGROUP_SIZE),
   });
 }
@@ -94,7 +103,8 @@ export function writeTimeSlice(ctx: GpuContext, src: Tensor, dst: Tensor, start:
 
 /**
  * writeTimeSlice of two same-shaped pairs in one dispatch (a layer's new keys and values into
- * its cache): dst[:, start : start + T] = src and dst2[:, start : start + T] = src2.
+ * its cache): dst[:, start : start + T] = src and dst2[:, start : start + T] = src2 (+ bias2:
+ * f32 [W], W = the elements of a time row, added to each row of the second when given).
  */
 export function writeTimeSlicePair(
   ctx: GpuContext,
@@ -103,6 +113,7 @@ export function writeTimeSlicePair(
   src2: Tensor,
   dst2: Tensor,
   start: number,
+  bias2?: Tensor<"f32">,
 ): void {
   const op = "writeTimeSlicePair";
   const copy = planWrite(op, src, dst, start);
@@ -118,7 +129,13 @@ export function writeTimeSlicePair(
   }
   const buffers = new Set([src.buffer, dst.buffer, src2.buffer, dst2.buffer]);
   if (buffers.size !== 4) throw new Error(`${op}: the four tensors must be separate buffers`);
-  record(ctx, src, dst, copy, { src: src2, dst: dst2 });
+  if (bias2 && (bias2.dtype !== "f32" || src2.dtype !== "f32" || bias2.size !== copy.width)) {
+    throw new Error(
+      `${op}: bias2 ${bias2.dtype} ${shapeString(bias2.shape)} must be f32 [${copy.width}] ` +
+        `for f32 rows of ${copy.width} (src2 is ${src2.dtype} ${shapeString(src2.shape)})`,
+    );
+  }
+  record(ctx, src, dst, copy, { src: src2, dst: dst2, bias: bias2 });
 }
 
 /**

@@ -1,4 +1,5 @@
 import { readTimeSlice, writeTimeSlice, writeTimeSlicePair } from "../../lib/ops/kv_cache.ts";
+import { addBiasInPlace } from "../../lib/ops/bias.ts";
 import * as ref from "../../lib/ref/kv_cache.ts";
 import { assertBitEqual, Rng, testGpu } from "../helpers.ts";
 
@@ -61,6 +62,47 @@ Deno.test("kv_cache: writeTimeSlicePair writes both pairs as two writeTimeSlice 
     });
     for (const t of [...tCaches, ...tFresh]) t.release();
   }
+});
+
+Deno.test("kv_cache: writeTimeSlicePair with a bias on the second: the bits of a bias add, then the copy", async () => {
+  const ctx = await testGpu();
+  const rng = new Rng(4);
+  for (const { shape, start, count } of CASES) {
+    const [batch, rows] = shape;
+    const rest = shape.slice(2);
+    const width = rest.reduce((a, b) => a * b, 1);
+    const cache = rng.normals(batch * rows * width);
+    const fresh = [rng.normals(batch * count * width), rng.normals(batch * count * width)];
+    const bias = rng.normals(width);
+    const tBias = ctx.f32(bias, [width]);
+    const [k, v] = fresh.map((f) => ctx.f32(f, [batch, count, ...rest]));
+    const fused = [ctx.f32(cache, shape), ctx.f32(cache, shape)];
+    writeTimeSlicePair(ctx, k, fused[0], v, fused[1], start, tBias);
+    // The same through bias_add then the plain copy.
+    const biased = ctx.f32(fresh[1], [batch * count, width]);
+    addBiasInPlace(ctx, biased, tBias);
+    const separate = ctx.f32(cache, shape);
+    writeTimeSlice(ctx, biased.reshape([batch, count, ...rest]), separate, start);
+    const [gotK, gotV, expectedV] = await ctx.readMany([...fused, separate]);
+    const what = `[${shape}] rows ${start}..${start + count}`;
+    const keys = ref.writeTimeSlice(fresh[0], cache, batch, count, rows, width, start);
+    assertBitEqual(gotK, Float32Array.from(keys), `${what}: keys, no bias`);
+    assertBitEqual(gotV, expectedV, `${what}: values + bias`);
+    for (const t of [tBias, k, v, ...fused, biased, separate]) t.release();
+  }
+  const cache = ctx.zeros([2, 4, 3], "f32");
+  const cache2 = ctx.zeros([2, 4, 3], "f32");
+  const rows = ctx.zeros([2, 1, 3], "f32");
+  const rows2 = ctx.zeros([2, 1, 3], "f32");
+  const wrongBias = ctx.zeros([4], "f32");
+  let message = "";
+  try {
+    writeTimeSlicePair(ctx, rows, cache, rows2, cache2, 0, wrongBias);
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  if (!message.includes("bias2 f32 [4] must be f32 [3]")) throw new Error(`unexpected: ${message}`);
+  for (const t of [cache, cache2, rows, rows2, wrongBias]) t.release();
 });
 
 Deno.test("kv_cache: u32 masks and NaN/denormal bits are copied exactly", async () => {
