@@ -27,6 +27,10 @@ const OPERANDS_PER_DISPATCH = 4;
 /** Bigger copies are not cached (they take a slot), to bound the cache's memory. */
 const MAX_CACHED_BYTES = 64 * 1024 * 1024;
 
+function isPowerOfTwo(n: number): boolean {
+  return (n & (n - 1)) === 0;
+}
+
 /**
  * Every staging texture is made with sides that are not powers of two. llvmpipe compiles a
  * shader variant per combination of its bound textures' power-of-two sides (part of its
@@ -36,9 +40,8 @@ const MAX_CACHED_BYTES = 64 * 1024 * 1024;
  * a side at the device's limit stays as it is).
  */
 function notPowerOfTwo(side: number, max: number): number {
-  const powerOfTwo = (n: number) => (n & (n - 1)) === 0;
   let s = side;
-  while (powerOfTwo(s) && s < max) s++; // 1 → 3 (2 is one too), n → n + 1 otherwise
+  while (isPowerOfTwo(s) && s < max) s++; // 1 → 3 (2 is one too), n → n + 1 otherwise
   return s;
 }
 
@@ -49,7 +52,7 @@ function notPowerOfTwo(side: number, max: number): number {
  */
 function serves(texture: GPUTexture, width: number, height: number): boolean {
   const side = (have: number, need: number) =>
-    have >= need && ((have & (have - 1)) !== 0 || have === need);
+    have >= need && (!isPowerOfTwo(have) || have === need);
   return side(texture.width, width) && side(texture.height, height);
 }
 
@@ -58,7 +61,7 @@ function serves(texture: GPUTexture, width: number, height: number): boolean {
  * (one at the device's limit) is not kept for a request that does not need it (see serves).
  */
 function grownSide(have: number, need: number): number {
-  return have > need && (have & (have - 1)) === 0 ? need : Math.max(have, need);
+  return have > need && isPowerOfTwo(have) ? need : Math.max(have, need);
 }
 
 /** A texture for staging, `size` texels or a little more (see notPowerOfTwo). */

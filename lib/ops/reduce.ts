@@ -29,6 +29,7 @@ const sumSegmentsKernel = {
 type Summand = { kind: "value" } | { kind: "square" } | { kind: "product"; other: Tensor<"f32"> };
 const MODES = { value: 0, square: 1, product: 2 } as const;
 const VALUE: Summand = { kind: "value" };
+const SQUARE: Summand = { kind: "square" };
 
 interface SegmentSums {
   segment: number;
@@ -122,7 +123,7 @@ export function mean(ctx: GpuContext, t: Tensor<"f32">): Tensor<"f32"> {
 /** t: any shape → [1]: Σ t². */
 export function sumOfSquares(ctx: GpuContext, t: Tensor<"f32">): Tensor<"f32"> {
   const out = ctx.empty([1], "f32");
-  reduceInto("sumOfSquares", ctx, t, out, 0, { kind: "square" }, 1);
+  reduceInto("sumOfSquares", ctx, t, out, 0, SQUARE, 1);
   return out;
 }
 
@@ -162,7 +163,7 @@ export function sumOfSquaresInto(
   out: Tensor<"f32">,
   slot: number,
 ): void {
-  reduceInto("sumOfSquaresInto", ctx, t, out, slot, { kind: "square" }, 1);
+  reduceInto("sumOfSquaresInto", ctx, t, out, slot, SQUARE, 1);
 }
 
 function rowReduce(
