@@ -39,6 +39,7 @@ try {
       name: ctx.adapter.name,
       backend: ctx.adapter.backend,
       isFallback: ctx.adapter.isFallback,
+      kernels: ctx.adapter.kernels,
     },
     quick,
     matmul: await benchMatmul(ctx, { quick }),

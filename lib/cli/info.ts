@@ -29,6 +29,9 @@ export function formatInfo(a: AdapterSummary): string {
     `rmt ${VERSION}`,
     `adapter:   ${a.name}`,
     `backend:   ${a.backend}${a.isFallback ? " (software fallback: CPU, slow)" : ""}`,
+    `kernels:   ${a.kernels}${
+      a.kernels === (a.isFallback ? "software" : "gpu") ? "" : " (RMT_KERNELS)"
+    }`,
     `features:  ${a.features.join(", ") || "(none)"}`,
     "limits:",
   ];

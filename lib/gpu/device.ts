@@ -2,7 +2,7 @@
 // 128 MiB bindings, 8 storage buffers per stage, 16 KiB workgroup memory) and for the
 // optional features rmt can use.
 
-import { NoAdapterError } from "./errors.ts";
+import { NoAdapterError, UserError } from "./errors.ts";
 
 /** Limits raised to the adapter's maximum. */
 const RAISED_LIMITS = [
@@ -28,9 +28,34 @@ export interface AdapterSummary {
   architecture: string;
   /** wgpu's backend: "vulkan", "gl", "metal", "dx12" or "default" (not reported by Deno). */
   backend: string;
+  /** A software adapter (Mesa's llvmpipe/lavapipe, SwiftShader, WARP): the CPU runs the kernels. */
   isFallback: boolean;
+  /**
+   * Which kernels the ops choose: "software" (texture products and SIMD-group reductions, fast on
+   * a CPU adapter) or "gpu" (the tiled kernels meant for GPUs). It follows isFallback unless
+   * RMT_KERNELS says otherwise: `RMT_KERNELS=gpu` runs a GPU's kernels on a CPU adapter, which
+   * is how CI tests that path without a GPU. (llvmpipe's loop limit still applies: isFallback.)
+   */
+  kernels: KernelProfile;
   features: string[];
   limits: Record<string, number>;
+}
+
+export type KernelProfile = "software" | "gpu";
+const KERNEL_PROFILES: readonly string[] = ["software", "gpu"];
+
+/** The kernel profile: RMT_KERNELS (auto, software or gpu) over what the adapter is. */
+export function kernelProfile(
+  isFallback: boolean,
+  asked = Deno.env.get("RMT_KERNELS"),
+): KernelProfile {
+  if (asked === undefined || asked === "" || asked === "auto") {
+    return isFallback ? "software" : "gpu";
+  }
+  if (!KERNEL_PROFILES.includes(asked)) {
+    throw new UserError(`RMT_KERNELS=${asked}: expected auto, software or gpu`);
+  }
+  return asked as KernelProfile;
 }
 
 export interface OpenedDevice {
@@ -69,6 +94,7 @@ export async function openDevice(): Promise<OpenedDevice> {
 
   const info = adapter.info;
   const name = info.description || info.device || "unknown adapter";
+  const isFallback = Boolean(info.isFallbackAdapter) || looksLikeSoftware(name);
   return {
     adapter,
     device,
@@ -77,7 +103,8 @@ export async function openDevice(): Promise<OpenedDevice> {
       vendor: info.vendor,
       architecture: info.architecture,
       backend: backend ?? "default",
-      isFallback: Boolean(info.isFallbackAdapter) || looksLikeSoftware(name),
+      isFallback,
+      kernels: kernelProfile(isFallback),
       features: [...device.features].sort(),
       limits: limitsRecord(device.limits),
     },

@@ -206,7 +206,7 @@ export async function generate(
     keyMask.set(padded.keyMask.subarray(b * promptLen, (b + 1) * promptLen), b * maxLen);
   }
   const runs = consecutiveRuns(rowIds);
-  const stepsPerSubmit = ctx.adapter.isFallback ? SOFTWARE_STEPS_PER_SUBMIT : 1;
+  const stepsPerSubmit = ctx.adapter.kernels === "software" ? SOFTWARE_STEPS_PER_SUBMIT : 1;
   const stopSet = new Set(stopTokens);
   const sampling = { temperature, topK, topP };
 

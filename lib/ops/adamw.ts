@@ -35,7 +35,7 @@ function requireF32(op: string, name: string, t: Tensor): void {
 
 /** Threads per workgroup of the reductions (they set the order of the sums). */
 function reductionWorkgroup(ctx: GpuContext): number {
-  return ctx.adapter.isFallback ? SOFTWARE_REDUCTION_WORKGROUP : WORKGROUP_SIZE;
+  return ctx.adapter.kernels === "software" ? SOFTWARE_REDUCTION_WORKGROUP : WORKGROUP_SIZE;
 }
 
 /**

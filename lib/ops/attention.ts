@@ -308,7 +308,7 @@ function chooseVariant(
     );
   }
   if (asked !== "auto") return asked;
-  return ctx.adapter.isFallback && fits ? "textures" : "buffers";
+  return ctx.adapter.kernels === "software" && fits ? "textures" : "buffers";
 }
 
 /** x: [B, T, H, D] → its staging texture: B·T rows of H·D/4 texels (kernels/attention_textures). */

@@ -133,7 +133,7 @@ export function attentionDecode(
   const group = queryHeads / kvHeads;
   const heads = headsPerWorkgroup(group);
   const limit = ctx.limits.maxComputeWorkgroupStorageSize;
-  let threads = options.threads ?? (ctx.adapter.isFallback ? CPU_THREADS : GPU_THREADS);
+  let threads = options.threads ?? (ctx.adapter.kernels === "software" ? CPU_THREADS : GPU_THREADS);
   if (!Number.isInteger(threads) || threads < 1) {
     throw new Error(`${OP}: threads ${threads} must be a positive integer`);
   }

@@ -130,7 +130,7 @@ function largeForm(p: Problem, accumulate: boolean): boolean {
 }
 
 function isSoftware(ctx: GpuContext): boolean {
-  return ctx.adapter.isFallback;
+  return ctx.adapter.kernels === "software";
 }
 
 /**

@@ -47,7 +47,7 @@ function rowKernel(ctx: GpuContext, entry: string, dim: number) {
     name: "norm",
     source,
     entry,
-    constants: { WORKGROUP_SIZE: rowWorkgroupSize(dim, ctx.adapter.isFallback) },
+    constants: { WORKGROUP_SIZE: rowWorkgroupSize(dim, ctx.adapter.kernels === "software") },
   };
 }
 

@@ -97,7 +97,9 @@ export function philoxUniforms(ctx: GpuContext, rows: number, key: RngKey): Tens
  * On a software adapter, the fewest (from 8) that keep a row's sweeps inside the loop budget.
  */
 function rowThreads(ctx: GpuContext, vocab: number): number {
-  if (!ctx.adapter.isFallback) return vocab < SMALL_VOCAB ? SMALL_VOCAB_ROW_THREADS : ROW_THREADS;
+  if (ctx.adapter.kernels !== "software") {
+    return vocab < SMALL_VOCAB ? SMALL_VOCAB_ROW_THREADS : ROW_THREADS;
+  }
   let threads = SOFTWARE_ROW_THREADS;
   while (threads < ROW_THREADS && SWEEPS * Math.ceil(vocab / threads) > loopBudget(ctx)) {
     threads *= 2;

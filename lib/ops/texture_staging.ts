@@ -132,7 +132,7 @@ const PINNED_ROW_MULTIPLE = 128;
  * lavapipe the weight copies took ~20% of a decode step of the small preset).
  */
 export function pinTextures(ctx: GpuContext, matrices: readonly Tensor<"f32">[]): () => void {
-  if (!ctx.adapter.isFallback) return () => {};
+  if (ctx.adapter.kernels !== "software") return () => {};
   const pinned: GPUBuffer[] = [];
   for (const x of matrices) {
     if (x.shape.length !== 2 || ctx.staging.pinned(x.buffer)) continue;

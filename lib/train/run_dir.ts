@@ -35,7 +35,14 @@ export interface RunInfo {
   rmt_version: string;
   /** `git rev-parse HEAD` in the folder rmt ran in, or null outside a git checkout. */
   git_commit: string | null;
-  adapter: { name: string; vendor: string; backend: string; is_fallback: boolean };
+  adapter: {
+    name: string;
+    vendor: string;
+    backend: string;
+    is_fallback: boolean;
+    /** The kernel profile the run chose (lib/gpu/device.ts); absent in runs before it. */
+    kernels?: string;
+  };
   started_at: string;
   /** One entry per `--resume`. */
   resumes: { at: string; git_commit: string | null; config_sha256: string }[];
@@ -244,6 +251,7 @@ export async function openRunDir(runDir: string, options: OpenRunOptions): Promi
       vendor: adapter.vendor,
       backend: adapter.backend,
       is_fallback: adapter.isFallback,
+      kernels: adapter.kernels,
     },
     started_at: now,
     resumes: [],

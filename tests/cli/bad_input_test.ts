@@ -10,10 +10,11 @@ import { assert, assertEquals, withTempDir } from "../helpers.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
-async function rmt(args: string[], cwd: string) {
+async function rmt(args: string[], cwd: string, env: Record<string, string> = {}) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}main.ts`, ...args],
     cwd,
+    env,
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -22,8 +23,13 @@ async function rmt(args: string[], cwd: string) {
 }
 
 /** `rmt ARGS` exits 2 with one line on stderr holding every fragment; returns that line. */
-async function expectOneLine(args: string[], cwd: string, fragments: string[]): Promise<string> {
-  const r = await rmt(args, cwd);
+async function expectOneLine(
+  args: string[],
+  cwd: string,
+  fragments: string[],
+  env: Record<string, string> = {},
+): Promise<string> {
+  const r = await rmt(args, cwd, env);
   const what = `rmt ${args.join(" ")}`;
   assertEquals(r.code, 2, `${what}: exit code (stderr: ${r.stderr})`);
   const lines = r.stderr.trim().split("\n");
@@ -183,4 +189,15 @@ Deno.test("bad input: damaged model folders are one line naming the file", () =>
     const tokenizer = await Deno.readTextFile(`${dir}/m/tokenizer.json`);
     await Deno.writeTextFile(`${brokenTokenizer}/tokenizer.json`, tokenizer.slice(0, 500));
     await expectOneLine(generate(brokenTokenizer), dir, ["tokenizer.json", "not valid JSON"]);
+  }));
+
+Deno.test("bad input: RMT_KERNELS other than auto, software or gpu is refused in one line", () =>
+  withTempDir(async (dir) => {
+    await expectOneLine(["info"], dir, ["RMT_KERNELS=fast", "expected auto, software or gpu"], {
+      RMT_KERNELS: "fast",
+    });
+    // A valid choice is shown by `rmt info`, marked when it is not the adapter's own.
+    const r = await rmt(["info"], dir, { RMT_KERNELS: "gpu" });
+    assertEquals(r.code, 0, r.stderr);
+    assert(/kernels: +gpu/.test(r.stdout), `rmt info with RMT_KERNELS=gpu:\n${r.stdout}`);
   }));

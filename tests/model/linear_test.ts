@@ -70,7 +70,7 @@ Deno.test("linearPlusResidual: the bits of linear + add, fused or not, with fewe
     assertBitEqual(got[3], got[2], `${what}: with a bias`);
     assertBitEqual(got[5], got[4], `${what}: chunked weight`);
     // The fused form saves the add's dispatch wherever the texture or tiled kernel runs.
-    if (rows !== 48 || !ctx.adapter.isFallback) {
+    if (rows !== 48 || ctx.adapter.kernels !== "software") {
       assert(
         fusedDispatches === separateDispatches - 1,
         `${what}: ${fusedDispatches} dispatches fused, ${separateDispatches} separate`,
