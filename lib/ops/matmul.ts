@@ -66,13 +66,17 @@ const LARGE_MAX_M = 128; // (textures take over from TEXTURES_MIN_M rows where t
  */
 const LARGE_MIN_BLOCKS = 16;
 /**
- * Texture kernel: a thread computes 16 × 8 of C, a workgroup 8 × 8 threads (128 rows), or
- * 16 × 4 (64 rows) for products of up to 64 rows, which would leave half of a taller one idle.
+ * Texture kernel: a thread computes 16 × 8 of C, a workgroup 8 × 8 threads (128 rows × 64
+ * columns), or for products of up to 64 rows (decode steps) 8 × 1, one SIMD group of lavapipe
+ * (16 rows × 64 columns): a taller one would leave rows idle, and a wider one too few
+ * workgroups for the cores. Measured at M = 64 with the small preset's decode shapes (N × K),
+ * ms per product, 16 × 4 threads (128 columns) → 8 × 1: 384 × 1536 2.49 → 2.01 (3 workgroups
+ * on 2 cores became 24), 128 × 384 0.84 → 0.79, 1536 × 384 1.91 → 1.89.
  */
 const TEX_ROWS = 16;
 const TEX_COLUMNS = 8;
 function textureWorkgroup(p: Problem): { x: number; y: number } {
-  return p.M <= 64 ? { x: 16, y: 4 } : { x: 8, y: 8 };
+  return p.M <= 64 ? { x: 8, y: 1 } : { x: 8, y: 8 };
 }
 /**
  * "auto" picks textures from this many rows up (measured with the small preset's shapes:

@@ -119,7 +119,7 @@ function fillRows(
 
 /**
  * Rows of a pinned texture are a multiple of this: what any product pads its operands to
- * (lib/ops/matmul.ts: 16 rows × 8 threads of A, 8 columns × 16 threads of B at most).
+ * (lib/ops/matmul.ts: 16 rows × 8 threads of A, 8 columns × 8 threads of B).
  */
 const PINNED_ROW_MULTIPLE = 128;
 
