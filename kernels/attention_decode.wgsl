@@ -94,6 +94,88 @@ fn acc_index(t: u32, g: u32, c: u32) -> u32 {
   return (t * HEADS + g) * CHUNKS + c;
 }
 
+/** Keys j0 .. j0+3 of a 4-key block: their cache rows and whether each is attended. */
+struct KeyBlock {
+  /** kv_index of each key; past the end a copy of the last key's (loads stay in range). */
+  rows: vec4<u32>,
+  /** Key j0 + u is below length and a real token. Masked keys never reach a sum. */
+  ok: vec4<bool>,
+}
+
+fn key_block(b: u32, kvh: u32, block: u32) -> KeyBlock {
+  let j0 = 4u * block;
+  var kb: KeyBlock;
+  for (var u = 0u; u < 4u; u++) {
+    let j = min(j0 + u, params.length - 1u);
+    kb.rows[u] = kv_index(b, j, kvh);
+    kb.ok[u] = j0 + u < params.length && key_mask[b * params.mask_len + j] != 0u;
+  }
+  return kb;
+}
+
+/** s[g]: query head h0 + g's scores (before the scale) of the block's 4 keys. */
+fn block_scores(kb: KeyBlock, b: u32, h0: u32) -> array<vec4<f32>, MAX_HEADS> {
+  // (Zeroed explicitly: naga zero-initialises a `var` once, not on every loop iteration.)
+  var s: array<vec4<f32>, MAX_HEADS>;
+  for (var g = 0u; g < HEADS; g++) {
+    s[g] = vec4(0.0);
+  }
+  for (var c = 0u; c < CHUNKS; c++) {
+    let keys = mat4x4(
+      k_cache[kb.rows.x + c],
+      k_cache[kb.rows.y + c],
+      k_cache[kb.rows.z + c],
+      k_cache[kb.rows.w + c],
+    );
+    for (var g = 0u; g < HEADS; g++) {
+      s[g] += q[q_index(b, h0 + g, c)] * keys; // the 4 keys' dot products with chunk c
+    }
+  }
+  return s;
+}
+
+/** One online-softmax step per head: each partial's rescale and the block's 4 weights. */
+struct SoftmaxStep {
+  rescale: array<f32, MAX_HEADS>,
+  p: array<vec4<f32>, MAX_HEADS>,
+}
+
+/**
+ * Folds a block's scores into the running max m and sum l of each head. While a head has seen
+ * no key, m_new = MASKED: its rescale is 1 and its p are 0.
+ */
+fn softmax_step(
+  s: array<vec4<f32>, MAX_HEADS>,
+  ok: vec4<bool>,
+  m: ptr<function, array<f32, MAX_HEADS>>,
+  l: ptr<function, array<f32, MAX_HEADS>>,
+) -> SoftmaxStep {
+  var step: SoftmaxStep;
+  for (var g = 0u; g < HEADS; g++) {
+    let scores = select(vec4(MASKED), s[g] * params.scale, ok);
+    let m_new = max((*m)[g], max(max(scores.x, scores.y), max(scores.z, scores.w)));
+    step.rescale[g] = exp((*m)[g] - m_new);
+    step.p[g] = select(vec4(0.0), exp(scores - m_new), ok);
+    (*l)[g] = (*l)[g] * step.rescale[g] + ((step.p[g].x + step.p[g].y) + (step.p[g].z + step.p[g].w));
+    (*m)[g] = m_new;
+  }
+  return step;
+}
+
+/** Chunk c of the block's 4 value rows, one key per column; zeros for masked keys. */
+fn block_values(kb: KeyBlock, c: u32) -> mat4x4<f32> {
+  // A masked key has p = 0, but its row may hold anything (even NaN): zeroed, not read.
+  let zero = vec4(0.0);
+  return mat4x4(
+    select(zero, v_cache[kb.rows.x + c], kb.ok.x),
+    select(zero, v_cache[kb.rows.y + c], kb.ok.y),
+    select(zero, v_cache[kb.rows.z + c], kb.ok.z),
+    select(zero, v_cache[kb.rows.w + c], kb.ok.w),
+  );
+}
+
+// ---- attention_decode: a workgroup per (head slice, kv head, sequence), keys split ------------
+
 @compute @workgroup_size(THREADS)
 fn attention_decode(
   @builtin(workgroup_id) wg: vec3<u32>,
@@ -119,57 +201,13 @@ fn attention_decode(
   }
 
   for (var block = first_block; block < end_block; block++) {
-    // Keys j0..j0+3; past the end they are copies of the last key (loads stay in range) and
-    // count as masked. Masked keys are never accumulated, so whatever they hold is ignored.
-    let j0 = 4u * block;
-    var rows: vec4<u32>;
-    var ok: vec4<bool>;
-    for (var u = 0u; u < 4u; u++) {
-      let j = min(j0 + u, params.length - 1u);
-      rows[u] = kv_index(b, j, kvh);
-      ok[u] = j0 + u < params.length && key_mask[b * params.mask_len + j] != 0u;
-    }
-    // s[g][u]: head g's score of key j0 + u.
-    // (Zeroed explicitly: naga zero-initialises a `var` once, not on every loop iteration.)
-    var s: array<vec4<f32>, MAX_HEADS>;
-    for (var g = 0u; g < HEADS; g++) {
-      s[g] = vec4(0.0);
-    }
+    let kb = key_block(b, kvh, block);
+    let step = softmax_step(block_scores(kb, b, h0), kb.ok, &m, &l);
     for (var c = 0u; c < CHUNKS; c++) {
-      let keys = mat4x4(
-        k_cache[rows.x + c],
-        k_cache[rows.y + c],
-        k_cache[rows.z + c],
-        k_cache[rows.w + c],
-      );
-      for (var g = 0u; g < HEADS; g++) {
-        s[g] += q[q_index(b, h0 + g, c)] * keys; // the 4 keys' dot products with chunk c
-      }
-    }
-    // Online softmax: one rescale of the partial per block. While a head has seen no key,
-    // m_new = MASKED: its rescale is 1 and its p are 0.
-    var rescale: array<f32, MAX_HEADS>;
-    var p: array<vec4<f32>, MAX_HEADS>;
-    for (var g = 0u; g < HEADS; g++) {
-      let scores = select(vec4(MASKED), s[g] * params.scale, ok);
-      let m_new = max(m[g], max(max(scores.x, scores.y), max(scores.z, scores.w)));
-      rescale[g] = exp(m[g] - m_new);
-      p[g] = select(vec4(0.0), exp(scores - m_new), ok);
-      l[g] = l[g] * rescale[g] + ((p[g].x + p[g].y) + (p[g].z + p[g].w));
-      m[g] = m_new;
-    }
-    for (var c = 0u; c < CHUNKS; c++) {
-      // A masked key has p = 0, but its row may hold anything (even NaN): zeroed, not read.
-      let zero = vec4(0.0);
-      let values = mat4x4(
-        select(zero, v_cache[rows.x + c], ok.x),
-        select(zero, v_cache[rows.y + c], ok.y),
-        select(zero, v_cache[rows.z + c], ok.z),
-        select(zero, v_cache[rows.w + c], ok.w),
-      );
+      let values = block_values(kb, c);
       for (var g = 0u; g < HEADS; g++) {
         let i = acc_index(tid, g, c);
-        part_acc[i] = part_acc[i] * rescale[g] + values * p[g]; // values * p = Σ_u p_u v_u
+        part_acc[i] = part_acc[i] * step.rescale[g] + values * step.p[g]; // Σ_u p_u v_u
       }
     }
   }
@@ -196,5 +234,51 @@ fn attention_decode(
     }
     // A query that saw no key has l_all = 0: zeros.
     out[q_index(b, h0 + g, c)] = select(vec4(0.0), acc / l_all, l_all > 0.0);
+  }
+}
+
+// ---- attention_decode_rows: a thread per (head slice, kv head, sequence), all keys -----------
+
+/** Accumulators of one thread in attention_decode_rows: HEADS × CHUNKS vec4 (D ≤ 128). */
+const MAX_ROW_CHUNKS: u32 = MAX_HEADS * 32u;
+
+@compute @workgroup_size(THREADS)
+fn attention_decode_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let slices = params.q_heads / params.kv_heads / HEADS;
+  let item = gid.x; // (sequence, kv head, head slice), the slice fastest
+  if (item >= params.batch * params.kv_heads * slices) {
+    return;
+  }
+  let b = item / (slices * params.kv_heads);
+  let kvh = (item / slices) % params.kv_heads;
+  let h0 = kvh * (params.q_heads / params.kv_heads) + (item % slices) * HEADS;
+
+  var m: array<f32, MAX_HEADS>;
+  var l: array<f32, MAX_HEADS>;
+  var acc: array<vec4<f32>, MAX_ROW_CHUNKS>; // acc[g * CHUNKS + c]
+  for (var g = 0u; g < HEADS; g++) {
+    m[g] = MASKED;
+    l[g] = 0.0;
+    for (var c = 0u; c < CHUNKS; c++) {
+      acc[g * CHUNKS + c] = vec4(0.0);
+    }
+  }
+  let blocks = (params.length + 3u) / 4u;
+  for (var block = 0u; block < blocks; block++) {
+    let kb = key_block(b, kvh, block);
+    let step = softmax_step(block_scores(kb, b, h0), kb.ok, &m, &l);
+    for (var c = 0u; c < CHUNKS; c++) {
+      let values = block_values(kb, c);
+      for (var g = 0u; g < HEADS; g++) {
+        let i = g * CHUNKS + c;
+        acc[i] = acc[i] * step.rescale[g] + values * step.p[g];
+      }
+    }
+  }
+  // A query that saw no key has l = 0: zeros.
+  for (var g = 0u; g < HEADS; g++) {
+    for (var c = 0u; c < CHUNKS; c++) {
+      out[q_index(b, h0 + g, c)] = select(vec4(0.0), acc[g * CHUNKS + c] / l[g], l[g] > 0.0);
+    }
   }
 }

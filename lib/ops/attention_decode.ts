@@ -23,8 +23,20 @@
 // memory instead of workgroup memory were no faster (within the noise). Default: 8 threads on
 // software adapters (lavapipe's SIMD width, and fewer keys per thread than 4), 32 (a warp) on
 // GPUs.
+//
+// The "rows" variant (software kernels only, by default) gives each (sequence, kv head, head
+// slice) one thread that runs through all the keys: no key split, so no workgroup memory, no
+// barrier and no merge, which at a decode step's lengths cost more than the keys themselves.
+// Measured on lavapipe, ms per call, split (8 threads) → rows, B = 64:
+//   small preset (Hq 6, Hkv 2, D 64)   length 16: 0.63 → 0.26   48: 1.02 → 0.66   79: 1.43 → 1.05
+//                                      150: 2.46 → 1.95   300: 4.5 → 5.0
+//   tiny preset (Hq 4, Hkv 2, D 16)    length 16: 0.35 → 0.13   48: 0.47 → 0.25   79: 0.52 → 0.36
+// and with few sequences it leaves lanes idle (B = 1, length 300: 0.15 → 0.35). So "auto" takes
+// it for at least ROWS_MIN_ITEMS items and up to ROWS_MAX_LENGTH keys. The two variants sum
+// in different orders (the last bits differ); each is deterministic.
 
 import type { GpuContext } from "../gpu/context.ts";
+import { loopBudget, LoopLimitError } from "../gpu/loop_limit.ts";
 import { Params } from "../gpu/params.ts";
 import { shapeString, type Tensor } from "../gpu/tensor.ts";
 import source from "../../kernels/attention_decode.wgsl" with { type: "text" };
@@ -37,6 +49,19 @@ const CPU_THREADS = 8;
 const GPU_THREADS = 32;
 /** Most query heads one workgroup handles (the shader's private arrays hold this many). */
 const MAX_HEADS = 8;
+/** The rows variant's accumulators hold D ≤ 128 (MAX_ROW_CHUNKS in the shader). */
+const ROWS_MAX_HEAD_DIM = 128;
+/** "auto" takes the rows variant from this many (sequence, kv head, head slice) items ... */
+const ROWS_MIN_ITEMS = 16;
+/** ... and up to this many keys (see the measurements above). */
+const ROWS_MAX_LENGTH = 256;
+
+/**
+ * "split": a workgroup per (head slice, kv head, sequence), its keys split over the threads
+ * and merged; "rows": a thread per item over all its keys; "auto": rows for the software
+ * kernels where measured faster, split otherwise.
+ */
+export type AttentionDecodeVariant = "auto" | "split" | "rows";
 
 export interface AttentionDecodeOptions {
   /** Keys attended: cache rows 0..length − 1 (1 ≤ length ≤ maxLen). */
@@ -48,6 +73,8 @@ export interface AttentionDecodeOptions {
    * otherwise). Lowered, if needed, until the workgroup memory fits the device.
    */
   threads?: number;
+  /** Which kernel (default "auto"; "split" when `threads` is given). */
+  variant?: AttentionDecodeVariant;
 }
 
 /** Sizes of one decode attention call. */
@@ -132,40 +159,88 @@ export function attentionDecode(
 
   const group = queryHeads / kvHeads;
   const heads = headsPerWorkgroup(group);
+  const items = batch * kvHeads * (group / heads);
+  const params = new Params()
+    .u32(batch)
+    .u32(dims.maxLen)
+    .u32(dims.maskLen)
+    .u32(length)
+    .u32(queryHeads)
+    .u32(kvHeads)
+    .f32(scale);
+  const out = ctx.empty([batch, 1, queryHeads, headDim], "f32");
+  const tensors = [q4, kCache, vCache, keyMask, out];
+  // Threads asked for mean the split kernel, the only one they shape.
+  const asked = options.variant ?? (options.threads === undefined ? "auto" : "split");
+  if (chooseVariant(ctx, dims, items, asked) === "rows") {
+    ctx.dispatch({
+      name: "attention_decode",
+      source,
+      entry: "attention_decode_rows",
+      constants: { HEAD_DIM: headDim, HEADS: heads, THREADS: ROWS_WORKGROUP },
+    }, { params, tensors, workgroups: ctx.groupsFor(items, ROWS_WORKGROUP) });
+    return out;
+  }
+
   const limit = ctx.limits.maxComputeWorkgroupStorageSize;
   let threads = options.threads ?? (ctx.adapter.kernels === "software" ? CPU_THREADS : GPU_THREADS);
   if (!Number.isInteger(threads) || threads < 1) {
+    out.release();
     throw new Error(`${OP}: threads ${threads} must be a positive integer`);
   }
   while (threads > 1 && workgroupBytes(threads, heads, headDim) > limit) {
     threads = Math.ceil(threads / 2);
   }
   if (workgroupBytes(threads, heads, headDim) > limit) {
+    out.release();
     throw new Error(
       `${OP}: head dim ${headDim} needs more workgroup memory than this device has ` +
         `(${limit} bytes)`,
     );
   }
-
-  const out = ctx.empty([batch, 1, queryHeads, headDim], "f32");
   ctx.dispatch({
     name: "attention_decode",
     source,
     entry: "attention_decode",
     constants: { HEAD_DIM: headDim, HEADS: heads, THREADS: threads },
-  }, {
-    params: new Params()
-      .u32(batch)
-      .u32(dims.maxLen)
-      .u32(dims.maskLen)
-      .u32(length)
-      .u32(queryHeads)
-      .u32(kvHeads)
-      .f32(scale),
-    tensors: [q4, kCache, vCache, keyMask, out],
-    workgroups: [group / heads, kvHeads, batch],
-  });
+  }, { params, tensors, workgroups: [group / heads, kvHeads, batch] });
   return out;
+}
+
+/** Threads per workgroup of the rows variant (lavapipe's SIMD width). */
+const ROWS_WORKGROUP = 8;
+
+/** The variant to run: what was asked, checked, or auto's pick. */
+function chooseVariant(
+  ctx: GpuContext,
+  dims: AttentionDecodeDims,
+  items: number,
+  asked: AttentionDecodeVariant,
+): "split" | "rows" {
+  // Per thread the rows kernel loops once per 4-key block and, at most, once per chunk inside
+  // it (lib/gpu/loop_limit.ts).
+  const blocks = Math.ceil(dims.length / 4);
+  const loops = blocks * (1 + dims.headDim / 4);
+  if (asked === "rows") {
+    if (dims.headDim > ROWS_MAX_HEAD_DIM) {
+      throw new Error(
+        `${OP}: the rows variant takes head dims up to ${ROWS_MAX_HEAD_DIM}, not ${dims.headDim}`,
+      );
+    }
+    if (loops > loopBudget(ctx)) {
+      throw new LoopLimitError(
+        OP,
+        `the rows variant over ${dims.length} keys`,
+        loops,
+        'use variant "split"',
+      );
+    }
+    return "rows";
+  }
+  if (asked === "split") return "split";
+  const rows = ctx.adapter.kernels === "software" && items >= ROWS_MIN_ITEMS &&
+    dims.length <= ROWS_MAX_LENGTH && dims.headDim <= ROWS_MAX_HEAD_DIM;
+  return rows ? "rows" : "split";
 }
 
 /** The fallback for D % 4 ≠ 0: prefix copies [B, length, …] and attentionForward. */

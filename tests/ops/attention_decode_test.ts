@@ -3,7 +3,15 @@ import * as gpuOps from "../../lib/ops/attention_decode.ts";
 import { readTimeSlice } from "../../lib/ops/kv_cache.ts";
 import * as ref from "../../lib/ref/attention_decode.ts";
 import type { GpuContext } from "../../lib/gpu/context.ts";
-import { assert, assertBitEqual, assertClose, Rng, testGpu, type Tolerance } from "../helpers.ts";
+import {
+  assert,
+  assertBitEqual,
+  assertClose,
+  assertUserError,
+  Rng,
+  testGpu,
+  type Tolerance,
+} from "../helpers.ts";
 
 type Dims = ref.AttentionDecodeDims;
 
@@ -15,6 +23,7 @@ interface Case {
   mask?: (b: number, j: number) => number;
   scale?: number;
   threads?: number;
+  variant?: gpuOps.AttentionDecodeVariant;
   /** Masked cache rows (below length) hold NaN: the kernel must not read them into the sum. */
   nanInMaskedRows?: boolean;
   /** q given as [B, Hq, D] rather than [B, 1, Hq, D]. */
@@ -75,6 +84,7 @@ async function runGpu(ctx: GpuContext, c: Case, x: ReturnType<typeof inputs>) {
     length,
     scale: c.scale,
     threads: c.threads,
+    variant: c.variant,
   });
   const temporaries = [q, k, v, mask, out];
   const read = [out];
@@ -166,6 +176,70 @@ Deno.test("attention_decode: matches the reference and attentionForward; reruns 
       assertBitEqual(again.got, got, `${c.name}: rerun`);
     }
   }
+});
+
+Deno.test("attention_decode: the rows variant matches the reference on every case it takes", async () => {
+  const ctx = await testGpu();
+  for (const [n, base] of CASES.entries()) {
+    if (base.dims.headDim % 4 !== 0 || base.threads !== undefined) continue; // split-only cases
+    const c: Case = { ...base, name: `${base.name} (rows)`, variant: "rows" };
+    const x = inputs(c, 200 + n);
+    const { got } = await runGpu(ctx, c, x);
+    const want = ref.attentionDecode(x.q, x.k, x.v, x.mask, c.dims, { scale: c.scale });
+    assert(got.every(Number.isFinite), `${c.name}: non-finite output`);
+    assertClose(got, want, c.tolerance ?? TOLERANCE, `${c.name}: vs reference`);
+    const again = await runGpu(ctx, c, x);
+    assertBitEqual(again.got, got, `${c.name}: rerun`);
+  }
+});
+
+Deno.test("attention_decode: auto takes rows for many short rows on the software kernels, split otherwise", async () => {
+  const ctx = await testGpu();
+  const software = ctx.adapter.kernels === "software";
+  const cases: [Case, boolean][] = [
+    // 64 × 2 items of the tiny preset's shape at a decode step's length: rows (software).
+    [{ name: "B=64 length 48", dims: dims(64, 79, 48, 4, 2, 16) }, software],
+    // Too few items (2 · 1 · 2 slices), or too many keys: split.
+    [{ name: "B=1", dims: dims(1, 40, 37, 16, 1, 8) }, false],
+    [{ name: "length 300", dims: dims(16, 320, 300, 6, 2, 64) }, false],
+    // threads asked for: split.
+    [{ name: "threads 8", dims: dims(64, 20, 20, 4, 2, 16), threads: 8 }, false],
+  ];
+  for (const [n, [c, rows]] of cases.entries()) {
+    const x = inputs(c, 300 + n);
+    const { got } = await runGpu(ctx, c, x);
+    const split = await runGpu(ctx, { ...c, threads: undefined, variant: "split" }, x);
+    const row = await runGpu(ctx, { ...c, threads: undefined, variant: "rows" }, x);
+    assert(
+      !split.got.every((v, i) => v === row.got[i]),
+      `${c.name}: the two variants should differ in some last bit`,
+    );
+    assertBitEqual(
+      got,
+      rows ? row.got : split.got,
+      `${c.name}: auto is ${rows ? "rows" : "split"}`,
+    );
+  }
+});
+
+Deno.test("attention_decode: the rows variant refuses head dims over 128 and, on a software adapter, too many keys", async () => {
+  const ctx = await testGpu();
+  const c: Case = { name: "D=132", dims: dims(2, 5, 5, 2, 1, 132), variant: "rows" };
+  let error: unknown = null;
+  try {
+    await runGpu(ctx, c, inputs(c, 1));
+  } catch (e) {
+    error = e;
+  }
+  assert(error instanceof Error && error.message.includes("head dims up to 128"), String(error));
+  if (!ctx.adapter.isFallback) return;
+  // 1,900 blocks of 4 keys × (1 + 32 chunks) loops: past llvmpipe's loop budget.
+  const long: Case = { name: "long", dims: dims(1, 7600, 7600, 1, 1, 128), variant: "rows" };
+  await assertUserError(
+    () => runGpu(ctx, long, inputs(long, 2)),
+    ["attentionDecode: the rows variant over 7600 keys", "llvmpipe stops every loop"],
+    "rows over 7,600 keys",
+  );
 });
 
 Deno.test("attention_decode: a query that sees no key outputs zeros", async () => {
