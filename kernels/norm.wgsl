@@ -135,6 +135,75 @@ fn rms_norm_backward_dx(
   }
 }
 
+// ---- RMSNorm by rows: a thread per row (software kernels) --------------------------------
+// The same forward and dx as above with one thread per row, reading vec4 (dim a multiple of
+// 4): no tree and no barrier, which on lavapipe cost more than the row itself. A row's sum
+// runs over its vec4 chunks in order into a vec4, then (x + y) + (z + w): other last bits
+// than the tree's. The row index spans x and y of the grid like the kernels above, with
+// ROWS_WORKGROUP rows per workgroup.
+
+override ROWS_WORKGROUP: u32 = 8u;
+
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> weight4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> rows_y4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> rows_rstd: array<f32>;
+
+fn row_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
+  return gid.x + gid.y * groups.x * ROWS_WORKGROUP;
+}
+
+/** The sum of a vec4 accumulator's lanes, in a fixed order. */
+fn lanes_sum(v: vec4<f32>) -> f32 {
+  return (v.x + v.y) + (v.z + v.w);
+}
+
+@compute @workgroup_size(ROWS_WORKGROUP)
+fn rms_norm_forward_rows(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(num_workgroups) groups: vec3<u32>,
+) {
+  let row = row_index(gid, groups);
+  if (row >= params.rows) { return; }
+  let n4 = params.dim / 4u;
+  let base = row * n4;
+  var sum_sq = vec4(0.0);
+  for (var c = 0u; c < n4; c++) {
+    let v = x4[base + c];
+    sum_sq += v * v;
+  }
+  let rstd = inverseSqrt(lanes_sum(sum_sq) / f32(params.dim) + params.eps);
+  for (var c = 0u; c < n4; c++) {
+    rows_y4[base + c] = x4[base + c] * rstd * weight4[c];
+  }
+  rows_rstd[row] = rstd;
+}
+
+@group(0) @binding(4) var<storage, read> rows_dy4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> rows_dx4: array<vec4<f32>>;
+
+@compute @workgroup_size(ROWS_WORKGROUP)
+fn rms_norm_backward_dx_rows(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(num_workgroups) groups: vec3<u32>,
+) {
+  let row = row_index(gid, groups);
+  if (row >= params.rows) { return; }
+  let n4 = params.dim / 4u;
+  let base = row * n4;
+  let rstd = rstd_in[row];
+  var dot = vec4(0.0); // Σ g · xhat
+  for (var c = 0u; c < n4; c++) {
+    dot += rows_dy4[base + c] * weight4[c] * (x4[base + c] * rstd);
+  }
+  let mean_dot = lanes_sum(dot) / f32(params.dim);
+  for (var c = 0u; c < n4; c++) {
+    let g = rows_dy4[base + c] * weight4[c];
+    let xhat = x4[base + c] * rstd;
+    rows_dx4[base + c] = rstd * (g - xhat * mean_dot);
+  }
+}
+
 // ---- RMSNorm backward, dWeight partial sums: x (1), rstd (2), dy (3) → partial (4) -------
 // Grid: (ceil(dim / COLUMN_WORKGROUP_SIZE), chunks). partial: [chunks, dim].
 

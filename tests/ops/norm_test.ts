@@ -1,6 +1,6 @@
 import * as gpuOps from "../../lib/ops/norm.ts";
 import * as ref from "../../lib/ref/norm.ts";
-import { assertBitEqual, assertClose, finiteDifference, Rng, testGpu } from "../helpers.ts";
+import { assert, assertBitEqual, assertClose, finiteDifference, Rng, testGpu } from "../helpers.ts";
 
 // Awkward shapes: every rows × dim pair below, plus a Qwen3 q/k-norm shape (rows = B·T·H,
 // dim = headDim), a grid that needs the y dimension (> 65535 rows) and one large case.
@@ -57,27 +57,77 @@ function inputs(rng: Rng, rows: number, dim: number, offset = 0) {
   return { x, weight, bias, dy };
 }
 
-Deno.test("norm: rmsNorm forward and backward match the reference", async () => {
+Deno.test("norm: rmsNorm forward and backward match the reference, both variants", async () => {
   const ctx = await testGpu();
   const rng = new Rng(11);
   const eps = 1e-6;
-  for (const [rows, dim] of SHAPES) {
+  // The rows variant takes dims that are multiples of 4; 530,000 rows need the grid's y.
+  const cases: [number, number, gpuOps.NormVariant][] = [
+    ...SHAPES.map(([rows, dim]): [number, number, gpuOps.NormVariant] => [rows, dim, "workgroup"]),
+    ...SHAPES.filter(([, dim]) => dim % 4 === 0).map((
+      [rows, dim],
+    ): [number, number, gpuOps.NormVariant] => [rows, dim, "rows"]),
+    [530_000, 4, "rows"],
+  ];
+  for (const [rows, dim, variant] of cases) {
     const { x, weight, dy } = inputs(rng, rows, dim);
     const tx = ctx.f32(x, [rows, dim]);
     const tw = ctx.f32(weight, [dim]);
     const tdy = ctx.f32(dy, [rows, dim]);
-    const { y, rstd } = gpuOps.rmsNorm(ctx, tx, tw, eps);
-    const { dx, dWeight } = gpuOps.rmsNormBackward(ctx, tx, tw, rstd, tdy);
+    const { y, rstd } = gpuOps.rmsNorm(ctx, tx, tw, eps, { variant });
+    const { dx, dWeight } = gpuOps.rmsNormBackward(ctx, tx, tw, rstd, tdy, { variant });
     const [gy, grstd, gdx, gdw] = await ctx.readMany([y, rstd, dx, dWeight]);
     const want = ref.rmsNorm(x, weight, rows, dim, eps);
     const grads = ref.rmsNormBackward(x, weight, dy, rows, dim, eps);
-    const at = `rows=${rows} dim=${dim}`;
+    const at = `rows=${rows} dim=${dim} ${variant}`;
     assertClose(gy, want.y, ROW_TOLERANCE, `rmsNorm y ${at}`);
     assertClose(grstd, want.rstd, ROW_TOLERANCE, `rmsNorm rstd ${at}`);
     assertClose(gdx, grads.dx, ROW_TOLERANCE, `rmsNormBackward dx ${at}`);
     assertClose(gdw, grads.dWeight, columnTolerance(rows), `rmsNormBackward dWeight ${at}`);
     for (const t of [tx, tw, tdy, y, rstd, dx, dWeight]) t.release();
   }
+});
+
+Deno.test("norm: auto is the rows variant for the software kernels, workgroup otherwise", async () => {
+  const ctx = await testGpu();
+  const rng = new Rng(12);
+  const [rows, dim] = [40, 384];
+  const { x, weight, dy } = inputs(rng, rows, dim);
+  const tx = ctx.f32(x, [rows, dim]);
+  const tw = ctx.f32(weight, [dim]);
+  const tdy = ctx.f32(dy, [rows, dim]);
+  const outputs = (["auto", "workgroup", "rows"] as const).map((variant) => {
+    const { y, rstd } = gpuOps.rmsNorm(ctx, tx, tw, 1e-6, { variant });
+    const { dx, dWeight } = gpuOps.rmsNormBackward(ctx, tx, tw, rstd, tdy, { variant });
+    return [y, rstd, dx, dWeight];
+  });
+  const values = await ctx.readMany(outputs.flat());
+  const [auto, workgroup, byRows] = [0, 1, 2].map((v) => values.slice(4 * v, 4 * v + 4));
+  const expected = ctx.adapter.kernels === "software" ? byRows : workgroup;
+  const name = ctx.adapter.kernels === "software" ? "rows" : "workgroup";
+  ["y", "rstd", "dx", "dWeight"].forEach((what, i) => {
+    assertBitEqual(auto[i], expected[i], `auto ${what} is the ${name} variant's`);
+  });
+  assert(
+    workgroup[0].some((v, i) => v !== byRows[0][i]),
+    "the two variants should differ in some last bit of y",
+  );
+  let error: unknown = null;
+  try {
+    gpuOps.rmsNorm(
+      ctx,
+      ctx.f32(x.subarray(0, 6), [1, 6]),
+      ctx.f32(weight.subarray(0, 6), [6]),
+      1e-6,
+      {
+        variant: "rows",
+      },
+    );
+  } catch (e) {
+    error = e;
+  }
+  assert(error instanceof Error && error.message.includes("multiple of 4, not 6"), String(error));
+  for (const t of [tx, tw, tdy, ...outputs.flat()]) t.release();
 });
 
 Deno.test("norm: layerNorm forward and backward match the reference", async () => {
