@@ -67,14 +67,15 @@ function grownSide(have: number, need: number): number {
 /**
  * A width whose rows do not start in the same few cache sets. A row of W texels is W/4 cache
  * lines of 64 bytes; the matmul kernel reads one texel from each of 64 rows at a time (8 lanes
- * × 8 columns of B), and with W a multiple of 64 those 64 addresses fall in 64/gcd(W/4, 64) ≤
- * 4 sets of a 64-set L1 cache, which then thrashes. Measured on lavapipe (pinned weights, ms
- * per product): K = 1536 (W = 384, 2 sets) M = 1024, N = 384: 22.7 → 17.2 with 4 more texels a
- * row; M = 64: 1.36 → 1.18. W = 96 (8 sets) gained nothing. Padding a row is free for the
- * readers (a side is a lower bound).
+ * × 8 columns of B), and with W a multiple of 32 those 64 addresses fall in 64/gcd(W/4, 64) ≤
+ * 8 sets of a 64-set L1 cache, which then thrashes. 4 more texels make W/4 odd: all 64 sets.
+ * Measured on lavapipe (pinned weights, ms per product, interleaved runs): K = 1536 (W = 384,
+ * 2 sets) M = 1024, N = 384: 21.8 → 15.8; M = 64: 1.39 → 1.16; K = 384 (W = 96, 8 sets)
+ * M = 1024, N = 1536: 18.9 → 17.9; M = 64: 1.29 → 1.20. Padding a row is free for the readers
+ * (a side is a lower bound).
  */
 function spreadRows(width: number, max: number): number {
-  return width % 64 === 0 && width + 4 <= max ? width + 4 : width;
+  return width % 32 === 0 && width + 4 <= max ? width + 4 : width;
 }
 
 /** A texture for staging, `size` texels or a little more (see notPowerOfTwo, spreadRows). */
