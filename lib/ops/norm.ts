@@ -84,8 +84,26 @@ function useRows(ctx: GpuContext, op: string, dim: number, asked: NormVariant): 
     loops <= loopBudget(ctx);
 }
 
-function rowsKernel(entry: string) {
-  return { name: "norm", source, entry, constants: { ROWS_WORKGROUP } };
+/**
+ * One pass over the rows of an RMSNorm kernel `entry`: its rows variant (`entry`_rows,
+ * ROWS_WORKGROUP rows a workgroup) or the workgroup kernel (a workgroup a row).
+ */
+function rowPass(
+  ctx: GpuContext,
+  entry: string,
+  byRows: boolean,
+  rows: number,
+  dim: number,
+  args: { params: Params; tensors: Tensor[] },
+): void {
+  if (byRows) {
+    ctx.dispatch(
+      { name: "norm", source, entry: `${entry}_rows`, constants: { ROWS_WORKGROUP } },
+      { ...args, workgroups: ctx.groupsFor(rows, ROWS_WORKGROUP) },
+    );
+  } else {
+    ctx.dispatch(rowKernel(ctx, entry, dim), { ...args, workgroups: ctx.groupsFor(rows, 1) });
+  }
 }
 
 function columnKernel(entry: string) {
@@ -176,18 +194,10 @@ export function rmsNorm(
   const rowsVariant = useRows(ctx, op, dim, options.variant ?? "auto");
   const y = ctx.empty([rows, dim], "f32");
   const rstd = ctx.empty([rows], "f32");
-  const args = { params: rowParams(rows, dim, eps), tensors: [x, weight, y, rstd] };
-  if (rowsVariant) {
-    ctx.dispatch(rowsKernel("rms_norm_forward_rows"), {
-      ...args,
-      workgroups: ctx.groupsFor(rows, ROWS_WORKGROUP),
-    });
-  } else {
-    ctx.dispatch(rowKernel(ctx, "rms_norm_forward", dim), {
-      ...args,
-      workgroups: ctx.groupsFor(rows, 1),
-    });
-  }
+  rowPass(ctx, "rms_norm_forward", rowsVariant, rows, dim, {
+    params: rowParams(rows, dim, eps),
+    tensors: [x, weight, y, rstd],
+  });
   return { y, rstd };
 }
 
@@ -218,18 +228,10 @@ export function rmsNormBackward(
 
   const rowsVariant = useRows(ctx, op, dim, options.variant ?? "auto");
   const dx = ctx.empty([rows, dim], "f32");
-  const args = { params: rowParams(rows, dim, 0), tensors: [x, weight, rstd, dy, dx] };
-  if (rowsVariant) {
-    ctx.dispatch(rowsKernel("rms_norm_backward_dx_rows"), {
-      ...args,
-      workgroups: ctx.groupsFor(rows, ROWS_WORKGROUP),
-    });
-  } else {
-    ctx.dispatch(rowKernel(ctx, "rms_norm_backward_dx", dim), {
-      ...args,
-      workgroups: ctx.groupsFor(rows, 1),
-    });
-  }
+  rowPass(ctx, "rms_norm_backward_dx", rowsVariant, rows, dim, {
+    params: rowParams(rows, dim, 0),
+    tensors: [x, weight, rstd, dy, dx],
+  });
 
   if (rows === 0) return { dx, dWeight: ctx.zeros([dim], "f32") };
   const plan = columnPlan(rows, dim);
