@@ -31,6 +31,12 @@
 // more slower), contiguous key ranges, 4-key blocks, accumulators in workgroup memory, and the
 // whole head group in one workgroup (lib/ops/attention_decode.ts has the numbers). On a GPU the
 // same kernel runs with more threads per workgroup.
+//
+// attention_decode_rows (the "rows" variant; by default on the software kernels for many
+// short rows): a thread per (head slice, kv head, sequence) runs the same block steps over
+// all of its keys, its partials in private memory: no workgroup memory, barrier or merge.
+// Its sums run over the keys in one order, the split's over THREADS ranges then merged: the
+// two differ in the last bits, each is deterministic.
 
 /** Head width D (a multiple of 4). */
 override HEAD_DIM: u32 = 64u;
@@ -243,9 +249,14 @@ fn attention_decode(
 const MAX_ROW_CHUNKS: u32 = MAX_HEADS * 32u;
 
 @compute @workgroup_size(THREADS)
-fn attention_decode_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn attention_decode_rows(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(num_workgroups) groups: vec3<u32>,
+) {
   let slices = params.q_heads / params.kv_heads / HEADS;
-  let item = gid.x; // (sequence, kv head, head slice), the slice fastest
+  // (sequence, kv head, head slice), the slice fastest; the grid spills into y past 65,535
+  // workgroups (GpuContext.groupsFor).
+  let item = gid.x + gid.y * groups.x * THREADS;
   if (item >= params.batch * params.kv_heads * slices) {
     return;
   }

@@ -108,35 +108,40 @@ export const KERNEL_CHECKS: KernelCheck[] = [
     },
   },
   {
-    name: "rmsnorm forward + backward",
+    name: "rmsnorm forward + backward (a workgroup per row, and by rows)",
     run: async (ctx, seed) => {
       const rng = new Rng(seed);
-      const [rows, dim] = [37, 131];
-      const x = rng.normals(rows * dim);
-      const w = rng.normals(dim);
-      const dy = rng.normals(rows * dim);
-      const tx = ctx.f32(x, [rows, dim]);
-      const tw = ctx.f32(w);
-      const tdy = ctx.f32(dy, [rows, dim]);
-      const fwd = norm.rmsNorm(ctx, tx, tw, 1e-6);
-      const bwd = norm.rmsNormBackward(ctx, tx, tw, fwd.rstd, tdy);
-      const [y, dx, dw] = await readAndRelease(ctx, [
-        fwd.y,
-        fwd.rstd,
-        bwd.dx,
-        bwd.dWeight,
-        tx,
-        tw,
-        tdy,
-      ])
-        .then((d) => [d[0], d[2], d[3]]);
-      const ref = normRef.rmsNorm(x, w, rows, dim, 1e-6);
-      const grads = normRef.rmsNormBackward(x, w, dy, rows, dim, 1e-6);
-      return Math.max(
-        worstError(y, ref.y, 1e-4, 1e-5),
-        worstError(dx, grads.dx, 1e-4, 1e-5),
-        worstError(dw, grads.dWeight, 1e-4, 1e-4),
-      );
+      let worst = 0;
+      for (const variant of ["workgroup", "rows"] as const) {
+        const [rows, dim] = [37, variant === "rows" ? 132 : 131]; // rows: dim % 4 = 0
+        const x = rng.normals(rows * dim);
+        const w = rng.normals(dim);
+        const dy = rng.normals(rows * dim);
+        const tx = ctx.f32(x, [rows, dim]);
+        const tw = ctx.f32(w);
+        const tdy = ctx.f32(dy, [rows, dim]);
+        const fwd = norm.rmsNorm(ctx, tx, tw, 1e-6, { variant });
+        const bwd = norm.rmsNormBackward(ctx, tx, tw, fwd.rstd, tdy, { variant });
+        const [y, dx, dw] = await readAndRelease(ctx, [
+          fwd.y,
+          fwd.rstd,
+          bwd.dx,
+          bwd.dWeight,
+          tx,
+          tw,
+          tdy,
+        ])
+          .then((d) => [d[0], d[2], d[3]]);
+        const ref = normRef.rmsNorm(x, w, rows, dim, 1e-6);
+        const grads = normRef.rmsNormBackward(x, w, dy, rows, dim, 1e-6);
+        worst = Math.max(
+          worst,
+          worstError(y, ref.y, 1e-4, 1e-5),
+          worstError(dx, grads.dx, 1e-4, 1e-5),
+          worstError(dw, grads.dWeight, 1e-4, 1e-4),
+        );
+      }
+      return worst;
     },
   },
   {
@@ -268,7 +273,7 @@ export const KERNEL_CHECKS: KernelCheck[] = [
     },
   },
   {
-    name: "attention decode (GQA, KV cache read in place, padded)",
+    name: "attention decode (GQA, KV cache read in place, padded; split and rows)",
     run: async (ctx, seed) => {
       const rng = new Rng(seed);
       // A cache of 23 rows of which 19 are attended; sequence 1 is left-padded by 5.
@@ -288,10 +293,15 @@ export const KERNEL_CHECKS: KernelCheck[] = [
       const tk = ctx.f32(k, [2, 23, 2, 16]);
       const tv = ctx.f32(v, [2, 23, 2, 16]);
       const tm = ctx.u32(mask, [2, 23]);
-      const out = attentionDecode.attentionDecode(ctx, tq, tk, tv, tm, { length: 19 });
-      const [got] = await readAndRelease(ctx, [out, tq, tk, tv, tm]);
+      const outs = (["split", "rows"] as const).map((variant) =>
+        attentionDecode.attentionDecode(ctx, tq, tk, tv, tm, { length: 19, variant })
+      );
+      const got = await readAndRelease(ctx, [...outs, tq, tk, tv, tm]);
       const expected = attentionDecodeRef.attentionDecode(q, k, v, mask, dims);
-      return worstError(got, expected, 1e-5, 1e-6);
+      return Math.max(
+        worstError(got[0], expected, 1e-5, 1e-6),
+        worstError(got[1], expected, 1e-5, 1e-6),
+      );
     },
   },
 ];

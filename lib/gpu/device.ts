@@ -44,11 +44,8 @@ export interface AdapterSummary {
 export type KernelProfile = "software" | "gpu";
 const KERNEL_PROFILES: readonly string[] = ["software", "gpu"];
 
-/** The kernel profile: RMT_KERNELS (auto, software or gpu) over what the adapter is. */
-export function kernelProfile(
-  isFallback: boolean,
-  asked = Deno.env.get("RMT_KERNELS"),
-): KernelProfile {
+/** The kernel profile: `asked` (RMT_KERNELS: auto, software or gpu) over what the adapter is. */
+export function kernelProfile(isFallback: boolean, asked: string | undefined): KernelProfile {
   if (asked === undefined || asked === "" || asked === "auto") {
     return isFallback ? "software" : "gpu";
   }
@@ -104,7 +101,7 @@ export async function openDevice(): Promise<OpenedDevice> {
       architecture: info.architecture,
       backend: backend ?? "default",
       isFallback,
-      kernels: kernelProfile(isFallback),
+      kernels: kernelProfile(isFallback, Deno.env.get("RMT_KERNELS")),
       features: [...device.features].sort(),
       limits: limitsRecord(device.limits),
     },

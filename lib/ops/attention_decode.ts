@@ -155,11 +155,25 @@ export function attentionDecode(
   const { batch, length, queryHeads, kvHeads, headDim } = dims;
   const scale = options.scale ?? 1 / Math.sqrt(headDim);
   const q4 = q.reshape([batch, 1, queryHeads, headDim]);
-  if (headDim % 4 !== 0) return decodeByCopy(ctx, q4, kCache, vCache, keyMask, length, scale);
+  // Threads asked for mean the split kernel, the only one they shape.
+  const asked = options.variant ?? (options.threads === undefined ? "auto" : "split");
+  if (asked === "rows" && options.threads !== undefined) {
+    throw new Error(`${OP}: threads only shape the split variant, not rows`);
+  }
+  if (headDim % 4 !== 0) {
+    if (asked !== "auto") {
+      throw new Error(
+        `${OP}: the ${asked} variant needs a head dim that is a multiple of 4, not ${headDim}`,
+      );
+    }
+    return decodeByCopy(ctx, q4, kCache, vCache, keyMask, length, scale);
+  }
 
   const group = queryHeads / kvHeads;
   const heads = headsPerWorkgroup(group);
   const items = batch * kvHeads * (group / heads);
+  const rows = chooseVariant(ctx, dims, heads, items, asked) === "rows";
+  const threads = rows ? ROWS_WORKGROUP : splitThreads(ctx, dims, heads, options.threads);
   const params = new Params()
     .u32(batch)
     .u32(dims.maxLen)
@@ -170,57 +184,103 @@ export function attentionDecode(
     .f32(scale);
   const out = ctx.empty([batch, 1, queryHeads, headDim], "f32");
   const tensors = [q4, kCache, vCache, keyMask, out];
-  // Threads asked for mean the split kernel, the only one they shape.
-  const asked = options.variant ?? (options.threads === undefined ? "auto" : "split");
-  if (chooseVariant(ctx, dims, items, asked) === "rows") {
-    ctx.dispatch({
-      name: "attention_decode",
-      source,
-      entry: "attention_decode_rows",
-      constants: { HEAD_DIM: headDim, HEADS: heads, THREADS: ROWS_WORKGROUP },
-    }, { params, tensors, workgroups: ctx.groupsFor(items, ROWS_WORKGROUP) });
-    return out;
+  const constants = { HEAD_DIM: headDim, HEADS: heads, THREADS: threads };
+  if (rows) {
+    ctx.dispatch({ name: "attention_decode", source, entry: "attention_decode_rows", constants }, {
+      params,
+      tensors,
+      workgroups: ctx.groupsFor(items, ROWS_WORKGROUP),
+    });
+  } else {
+    ctx.dispatch({ name: "attention_decode", source, entry: "attention_decode", constants }, {
+      params,
+      tensors,
+      workgroups: [group / heads, kvHeads, batch],
+    });
   }
-
-  const limit = ctx.limits.maxComputeWorkgroupStorageSize;
-  let threads = options.threads ?? (ctx.adapter.kernels === "software" ? CPU_THREADS : GPU_THREADS);
-  if (!Number.isInteger(threads) || threads < 1) {
-    out.release();
-    throw new Error(`${OP}: threads ${threads} must be a positive integer`);
-  }
-  while (threads > 1 && workgroupBytes(threads, heads, headDim) > limit) {
-    threads = Math.ceil(threads / 2);
-  }
-  if (workgroupBytes(threads, heads, headDim) > limit) {
-    out.release();
-    throw new Error(
-      `${OP}: head dim ${headDim} needs more workgroup memory than this device has ` +
-        `(${limit} bytes)`,
-    );
-  }
-  ctx.dispatch({
-    name: "attention_decode",
-    source,
-    entry: "attention_decode",
-    constants: { HEAD_DIM: headDim, HEADS: heads, THREADS: threads },
-  }, { params, tensors, workgroups: [group / heads, kvHeads, batch] });
   return out;
 }
 
 /** Threads per workgroup of the rows variant (lavapipe's SIMD width). */
 const ROWS_WORKGROUP = 8;
+/** Most threads the split variant takes to keep a long cache inside the loop budget. */
+const MAX_SPLIT_THREADS = 256;
+
+/**
+ * Loop iterations of one invocation (lib/gpu/loop_limit.ts) over `blocks` 4-key blocks: per
+ * block its own iteration, the 4 keys and the two loops over the D/4 chunks (scores, values;
+ * the loops over heads are unrolled: measured at D = 128, llvmpipe's limit fell at ~67 per
+ * block), plus the accumulators' zeroing and, in `tail`, what follows the key loop.
+ */
+function keyLoops(blocks: number, heads: number, headDim: number, tail: number): number {
+  const chunks = headDim / 4;
+  return blocks * (6 + 2 * chunks) + heads * (1 + chunks) + tail;
+}
+
+/** The rows variant's loops: all the keys, then the output of each head's chunks. */
+function rowsLoops(dims: AttentionDecodeDims, heads: number): number {
+  const blocks = Math.ceil(dims.length / 4);
+  return keyLoops(blocks, heads, dims.headDim, heads * (1 + dims.headDim / 4));
+}
+
+/** The split variant's loops with `threads` threads: a share of the keys, then the merge. */
+function splitLoops(dims: AttentionDecodeDims, heads: number, threads: number): number {
+  const blocks = Math.ceil(Math.ceil(dims.length / 4) / threads);
+  const merge = Math.ceil((heads * dims.headDim) / 4 / threads) * (1 + 2 * threads);
+  return keyLoops(blocks, heads, dims.headDim, merge);
+}
+
+/**
+ * The split variant's threads per workgroup: `asked`, or 8 on the software kernels and 32 on
+ * GPUs, doubled (unless asked) while a thread's share of a long cache would pass the loop
+ * budget, and halved while the workgroup memory does not fit.
+ */
+function splitThreads(
+  ctx: GpuContext,
+  dims: AttentionDecodeDims,
+  heads: number,
+  asked: number | undefined,
+): number {
+  if (asked !== undefined && (!Number.isInteger(asked) || asked < 1)) {
+    throw new Error(`${OP}: threads ${asked} must be a positive integer`);
+  }
+  const limit = ctx.limits.maxComputeWorkgroupStorageSize;
+  const fits = (t: number) => workgroupBytes(t, heads, dims.headDim) <= limit;
+  let threads = asked ?? (ctx.adapter.kernels === "software" ? CPU_THREADS : GPU_THREADS);
+  if (asked === undefined) {
+    while (
+      splitLoops(dims, heads, threads) > loopBudget(ctx) && threads < MAX_SPLIT_THREADS &&
+      fits(threads * 2)
+    ) threads *= 2;
+  }
+  while (threads > 1 && !fits(threads)) threads = Math.ceil(threads / 2);
+  if (!fits(threads)) {
+    throw new Error(
+      `${OP}: head dim ${dims.headDim} needs more workgroup memory than this device has ` +
+        `(${limit} bytes)`,
+    );
+  }
+  const loops = splitLoops(dims, heads, threads);
+  if (loops > loopBudget(ctx)) {
+    throw new LoopLimitError(
+      OP,
+      `a cache of ${dims.length} keys at head dim ${dims.headDim} (${threads} threads)`,
+      loops,
+      "use a shorter context",
+    );
+  }
+  return threads;
+}
 
 /** The variant to run: what was asked, checked, or auto's pick. */
 function chooseVariant(
   ctx: GpuContext,
   dims: AttentionDecodeDims,
+  heads: number,
   items: number,
   asked: AttentionDecodeVariant,
 ): "split" | "rows" {
-  // Per thread the rows kernel loops once per 4-key block and, at most, once per chunk inside
-  // it (lib/gpu/loop_limit.ts).
-  const blocks = Math.ceil(dims.length / 4);
-  const loops = blocks * (1 + dims.headDim / 4);
+  const loops = rowsLoops(dims, heads);
   if (asked === "rows") {
     if (dims.headDim > ROWS_MAX_HEAD_DIM) {
       throw new Error(
@@ -239,7 +299,8 @@ function chooseVariant(
   }
   if (asked === "split") return "split";
   const rows = ctx.adapter.kernels === "software" && items >= ROWS_MIN_ITEMS &&
-    dims.length <= ROWS_MAX_LENGTH && dims.headDim <= ROWS_MAX_HEAD_DIM;
+    dims.length <= ROWS_MAX_LENGTH && dims.headDim <= ROWS_MAX_HEAD_DIM &&
+    loops <= loopBudget(ctx);
   return rows ? "rows" : "split";
 }
 

@@ -45,7 +45,14 @@ export interface RunInfo {
   };
   started_at: string;
   /** One entry per `--resume`. */
-  resumes: { at: string; git_commit: string | null; config_sha256: string }[];
+  resumes: {
+    at: string;
+    git_commit: string | null;
+    config_sha256: string;
+    /** The adapter and kernel profile of the resumed part (absent in runs before them). */
+    adapter?: string;
+    kernels?: string;
+  }[];
 }
 
 export interface OpenRunOptions {
@@ -64,6 +71,12 @@ export interface OpenedRun {
   resuming: boolean;
   /** With --resume --force: the config the run was started with differed (first key). */
   configChange: string | null;
+  /**
+   * Resuming on another adapter or kernel profile than the run's last part: what changed (the
+   * continuation then sums in another order, so it is not bit-identical to an uninterrupted
+   * run), or null.
+   */
+  adapterChange: string | null;
 }
 
 function join(dir: string, name: string): string {
@@ -71,6 +84,19 @@ function join(dir: string, name: string): string {
 }
 
 /** Whether a path exists (false for "not found", a one-line UserError for anything else). */
+/** What differs between the adapter and kernel profile a run last ran on and `adapter`. */
+function adapterChange(previous: RunInfo, adapter: AdapterSummary): string | null {
+  const last = previous.resumes?.at(-1);
+  const name = last?.adapter ?? previous.adapter.name;
+  const kernels = last?.kernels ?? previous.adapter.kernels;
+  const changes: string[] = [];
+  if (name !== adapter.name) changes.push(`adapter ${name} → ${adapter.name}`);
+  if (kernels !== undefined && kernels !== adapter.kernels) {
+    changes.push(`kernels ${kernels} → ${adapter.kernels}`);
+  }
+  return changes.length === 0 ? null : changes.join(", ");
+}
+
 export async function pathExists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
@@ -206,11 +232,23 @@ export async function openRunDir(runDir: string, options: OpenRunOptions): Promi
       config_sha256: hash,
       config_yaml: yamlText,
       config,
-      resumes: [...(previous.resumes ?? []), { at: now, git_commit: commit, config_sha256: hash }],
+      resumes: [...(previous.resumes ?? []), {
+        at: now,
+        git_commit: commit,
+        config_sha256: hash,
+        adapter: options.adapter.name,
+        kernels: options.adapter.kernels,
+      }],
     };
     await writeJsonAtomic(join(dir, RUN_FILE), info);
     await Deno.writeTextFile(join(dir, RUN_CONFIG_FILE), yamlText);
-    return { dir, info, resuming: true, configChange: change };
+    return {
+      dir,
+      info,
+      resuming: true,
+      configChange: change,
+      adapterChange: adapterChange(previous, options.adapter),
+    };
   }
 
   if (stat !== null && !force) {
@@ -258,5 +296,5 @@ export async function openRunDir(runDir: string, options: OpenRunOptions): Promi
   };
   await writeJsonAtomic(join(dir, RUN_FILE), info);
   await Deno.writeTextFile(join(dir, RUN_CONFIG_FILE), yamlText);
-  return { dir, info, resuming: false, configChange: null };
+  return { dir, info, resuming: false, configChange: null, adapterChange: null };
 }

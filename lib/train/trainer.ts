@@ -212,6 +212,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     force: options.force ?? false,
   });
   if (run.configChange !== null) log(`resuming with a changed config (${run.configChange})`);
+  if (run.adapterChange !== null) {
+    log(
+      `resuming on another adapter or kernels (${run.adapterChange}): the rest of the run sums ` +
+        "in another order, so it will not match an uninterrupted run bit for bit",
+    );
+  }
 
   let resumed: GoodCheckpoint | null = null;
   if (run.resuming) {

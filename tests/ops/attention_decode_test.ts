@@ -28,6 +28,8 @@ interface Case {
   nanInMaskedRows?: boolean;
   /** q given as [B, Hq, D] rather than [B, 1, Hq, D]. */
   flatQuery?: boolean;
+  /** No attentionForward to compare with (shapes its buffer kernels refuse on lavapipe). */
+  skipForward?: boolean;
   /** Instead of TOLERANCE. */
   tolerance?: Tolerance;
 }
@@ -80,15 +82,21 @@ async function runGpu(ctx: GpuContext, c: Case, x: ReturnType<typeof inputs>) {
   const k = ctx.f32(x.k, [batch, maxLen, kvHeads, headDim]);
   const v = ctx.f32(x.v, [batch, maxLen, kvHeads, headDim]);
   const mask = ctx.u32(x.mask, [batch, maskLen]);
-  const out = gpuOps.attentionDecode(ctx, q, k, v, mask, {
-    length,
-    scale: c.scale,
-    threads: c.threads,
-    variant: c.variant,
-  });
+  let out;
+  try {
+    out = gpuOps.attentionDecode(ctx, q, k, v, mask, {
+      length,
+      scale: c.scale,
+      threads: c.threads,
+      variant: c.variant,
+    });
+  } catch (e) {
+    for (const t of [q, k, v, mask]) t.release();
+    throw e;
+  }
   const temporaries = [q, k, v, mask, out];
   const read = [out];
-  if (!c.nanInMaskedRows) {
+  if (!c.nanInMaskedRows && !c.skipForward) {
     const keys = readTimeSlice(ctx, k, 0, length);
     const values = readTimeSlice(ctx, v, 0, length);
     const keyMask = readTimeSlice(ctx, mask, 0, length);
@@ -222,24 +230,88 @@ Deno.test("attention_decode: auto takes rows for many short rows on the software
   }
 });
 
-Deno.test("attention_decode: the rows variant refuses head dims over 128 and, on a software adapter, too many keys", async () => {
+Deno.test("attention_decode: explicit variants refuse what they cannot run, allocating nothing", async () => {
   const ctx = await testGpu();
-  const c: Case = { name: "D=132", dims: dims(2, 5, 5, 2, 1, 132), variant: "rows" };
-  let error: unknown = null;
-  try {
-    await runGpu(ctx, c, inputs(c, 1));
-  } catch (e) {
-    error = e;
-  }
-  assert(error instanceof Error && error.message.includes("head dims up to 128"), String(error));
+  const refuse = async (c: Case, text: string) => {
+    const live = ctx.pool.stats.bytesLive;
+    let error: unknown = null;
+    try {
+      await runGpu(ctx, c, inputs(c, 1));
+    } catch (e) {
+      error = e;
+    }
+    assert(error instanceof Error && error.message.includes(text), `${c.name}: ${error}`);
+    assert(ctx.pool.stats.bytesLive === live, `${c.name}: tensors left behind`);
+  };
+  await refuse({ name: "D=132", dims: dims(2, 5, 5, 2, 1, 132), variant: "rows" }, "up to 128");
+  await refuse(
+    { name: "D=6 rows", dims: dims(2, 5, 5, 2, 1, 6), variant: "rows" },
+    "rows variant needs a head dim that is a multiple of 4, not 6",
+  );
+  await refuse(
+    { name: "rows with threads", dims: dims(2, 5, 5, 2, 1, 8), variant: "rows", threads: 8 },
+    "threads only shape the split variant",
+  );
+});
+
+Deno.test("attention_decode: long caches stay inside llvmpipe's loop limit or are refused", async () => {
+  const ctx = await testGpu();
   if (!ctx.adapter.isFallback) return;
-  // 1,900 blocks of 4 keys × (1 + 32 chunks) loops: past llvmpipe's loop budget.
-  const long: Case = { name: "long", dims: dims(1, 7600, 7600, 1, 1, 128), variant: "rows" };
+  // The rows variant at D = 128 loops ~70 times per 4-key block: 3,424 keys fit the budget
+  // (and were measured right up to ~3,900), 3,440 are refused.
+  const fits: Case = {
+    name: "rows, 3,424 keys",
+    dims: dims(1, 3424, 3424, 1, 1, 128),
+    variant: "rows",
+    skipForward: true,
+  };
+  const x = inputs(fits, 3);
+  const { got } = await runGpu(ctx, fits, x);
+  const want = ref.attentionDecode(x.q, x.k, x.v, x.mask, fits.dims, {});
+  assertClose(got, want, TOLERANCE, fits.name);
+  const long: Case = {
+    name: "rows, 3,440 keys",
+    dims: dims(1, 3440, 3440, 1, 1, 128),
+    variant: "rows",
+  };
   await assertUserError(
     () => runGpu(ctx, long, inputs(long, 2)),
-    ["attentionDecode: the rows variant over 7600 keys", "llvmpipe stops every loop"],
-    "rows over 7,600 keys",
+    ["attentionDecode: the rows variant over 3440 keys", "llvmpipe stops every loop"],
+    "rows over 3,440 keys",
   );
+  // The split variant: 40,000 keys are more than 8 threads may loop over; auto doubles them.
+  const split: Case = {
+    name: "split, 40,000 keys",
+    dims: dims(1, 40000, 40000, 2, 1, 128),
+    skipForward: true,
+  };
+  const y = inputs(split, 4);
+  const splitGot = (await runGpu(ctx, split, y)).got;
+  assertClose(
+    splitGot,
+    ref.attentionDecode(y.q, y.k, y.v, y.mask, split.dims, {}),
+    TOLERANCE,
+    split.name,
+  );
+  await assertUserError(
+    () => runGpu(ctx, { ...split, threads: 8 }, y),
+    ["attentionDecode: a cache of 40000 keys at head dim 128 (8 threads)", "llvmpipe stops"],
+    "split over 40,000 keys with 8 threads",
+  );
+});
+
+Deno.test("attention_decode: the rows variant's grid spills into y past 65,535 workgroups", async () => {
+  const ctx = await testGpu();
+  // 65,536 sequences × 8 kv heads = 524,288 items of 8 per workgroup: 65,536 workgroups.
+  const c: Case = {
+    name: "524,288 items",
+    dims: dims(65536, 2, 2, 8, 8, 4),
+    variant: "rows",
+    skipForward: true,
+  };
+  const x = inputs(c, 5);
+  const { got } = await runGpu(ctx, c, x);
+  assertClose(got, ref.attentionDecode(x.q, x.k, x.v, x.mask, c.dims, {}), TOLERANCE, c.name);
 });
 
 Deno.test("attention_decode: a query that sees no key outputs zeros", async () => {

@@ -112,22 +112,15 @@ Deno.test("norm: auto is the rows variant for the software kernels, workgroup ot
     workgroup[0].some((v, i) => v !== byRows[0][i]),
     "the two variants should differ in some last bit of y",
   );
+  const [t6, w6] = [ctx.f32(x.subarray(0, 6), [1, 6]), ctx.f32(weight.subarray(0, 6), [6])];
   let error: unknown = null;
   try {
-    gpuOps.rmsNorm(
-      ctx,
-      ctx.f32(x.subarray(0, 6), [1, 6]),
-      ctx.f32(weight.subarray(0, 6), [6]),
-      1e-6,
-      {
-        variant: "rows",
-      },
-    );
+    gpuOps.rmsNorm(ctx, t6, w6, 1e-6, { variant: "rows" });
   } catch (e) {
     error = e;
   }
   assert(error instanceof Error && error.message.includes("multiple of 4, not 6"), String(error));
-  for (const t of [tx, tw, tdy, ...outputs.flat()]) t.release();
+  for (const t of [tx, tw, tdy, t6, w6, ...outputs.flat()]) t.release();
 });
 
 Deno.test("norm: layerNorm forward and backward match the reference", async () => {
