@@ -151,9 +151,10 @@ function attend(
 }
 
 /**
- * x: [N, d] → out = x + attention(x): [N, d] (a new tensor; x is not released). With `save`,
- * also the activations for attentionBlockBackward (which then owns x too); without, every
- * temporary is released here.
+ * x: [N, d] → out = x + attention(x): [N, d]. With `save`, out is a new tensor and the
+ * activations for attentionBlockBackward come along (which then owns x too); without, x is
+ * consumed (out may be x itself, overwritten; else x is released) and every temporary is
+ * released here.
  */
 export function attentionBlockForward(
   ctx: GpuContext,
@@ -213,7 +214,10 @@ export function attentionBlockForward(
 
   const attention2d = attention.reshape([batch * time, hq * headDim]); // [N, Hq·D]
   // [N, d]: the residual stream, x + attention·Woᵀ (+ bo)
-  const out = linearPlusResidual(ctx, attention2d, weight("o_proj"), x, bias("o_proj"));
+  // Without save nothing reads x again: the sum may overwrite it (see the function's doc).
+  const out = linearPlusResidual(ctx, attention2d, weight("o_proj"), x, bias("o_proj"), {
+    consume: !save,
+  });
 
   if (!save) {
     releaseAll([rstd, h, qNorm?.rstd, kNorm?.rstd, q, k, v, attention, lse ?? undefined]);

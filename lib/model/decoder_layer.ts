@@ -56,9 +56,10 @@ export function layerTensors(
 }
 
 /**
- * x: [N, d] → out: [N, d] (a new tensor; x is not released). With `save`, the activations
- * for decoderLayerBackward, which then owns x too. With `cache`, the new keys and values are
- * written into the layer's KV cache and attention reads every cached position.
+ * x: [N, d] → out: [N, d]. With `save`, out is a new tensor and the activations for
+ * decoderLayerBackward come along, which then owns x too; without, x is consumed (the residual
+ * stream is added into in place: out may be x itself). With `cache`, the new keys and values
+ * are written into the layer's KV cache and attention reads every cached position.
  */
 export function decoderLayerForward(
   ctx: GpuContext,
@@ -70,10 +71,7 @@ export function decoderLayerForward(
 ): { out: Tensor<"f32">; saved: LayerSaved | null } {
   const attention = attentionBlockForward(ctx, config, p, x, inputs, options); // xMid: [N, d]
   const mlp = mlpBlockForward(ctx, config, p, attention.out, options); // out: [N, d]
-  if (!options.save) {
-    attention.out.release();
-    return { out: mlp.out, saved: null };
-  }
+  if (!options.save) return { out: mlp.out, saved: null }; // x and xMid consumed
   return { out: mlp.out, saved: { attention: attention.saved!, mlp: mlp.saved! } };
 }
 

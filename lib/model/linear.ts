@@ -54,12 +54,14 @@ export function linear(
 }
 
 /**
- * A residual connection around a linear layer: out = residual + (x·Wᵀ (+ b)): [rows, out], a
- * new tensor (x and residual are not released). x: [rows, in], residual: [rows, out].
+ * A residual connection around a linear layer: out = residual + (x·Wᵀ (+ b)): [rows, out].
+ * x: [rows, in], residual: [rows, out]. x is not released; residual neither, and out is a new
+ * tensor, unless `consume`: then the caller gives residual up (inference, where nothing reads
+ * it again), and it is either overwritten with the sum and returned as out, or released.
  * With one weight chunk, no bias, and the same matmul kernel either way, the product adds
- * itself into a copy of the residual (matmul's accumulate): one dispatch where linear + add
- * take two (a buffer copy is no dispatch). Either way each element is the one addition
- * residual + (x·Wᵀ)[i], so the bits are the same.
+ * itself into the residual, or into a copy of it (matmul's accumulate): one dispatch where
+ * linear + add take two (a buffer copy is no dispatch, and consumed, no copy at all). Either
+ * way each element is the one addition residual + (x·Wᵀ)[i], so the bits are the same.
  */
 export function linearPlusResidual(
   ctx: GpuContext,
@@ -67,17 +69,22 @@ export function linearPlusResidual(
   weight: ChunkedWeight,
   residual: Tensor<"f32">,
   bias?: Tensor<"f32">,
+  { consume = false }: { consume?: boolean } = {},
 ): Tensor<"f32"> {
   const w = weight[0].tensor; // [out, in]
   if (weight.length === 1 && !bias && accumulateKeepsKernel(ctx, x, w, { transposeB: true })) {
-    const out = ctx.empty(residual.shape, "f32"); // [rows, out]
-    ctx.copy(residual, out);
+    let out = residual; // [rows, out]
+    if (!consume) {
+      out = ctx.empty(residual.shape, "f32");
+      ctx.copy(residual, out);
+    }
     matmulInto(ctx, x, w, out, { transposeB: true, accumulate: true });
     return out;
   }
   const y = linear(ctx, x, weight, bias); // [rows, out]
   const out = add(ctx, residual, y);
   y.release();
+  if (consume) residual.release();
   return out;
 }
 

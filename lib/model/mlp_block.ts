@@ -36,8 +36,9 @@ export interface MlpSaved {
 }
 
 /**
- * x: [N, d] → out = x + mlp(x): [N, d] (a new tensor; x is not released). With `save`, also
- * the activations for mlpBlockBackward (which then owns x too).
+ * x: [N, d] → out = x + mlp(x): [N, d]. With `save`, out is a new tensor and the activations
+ * for mlpBlockBackward come along (which then owns x too); without, x is consumed (out may be
+ * x itself, overwritten; else x is released).
  */
 export function mlpBlockForward(
   ctx: GpuContext,
@@ -51,7 +52,10 @@ export function mlpBlockForward(
   const gate = linear(ctx, g, p.weight("mlp.gate_proj.weight")); // [N, F]
   const up = linear(ctx, g, p.weight("mlp.up_proj.weight")); // [N, F]
   const act = swiglu(ctx, gate, up); // [N, F]
-  const out = linearPlusResidual(ctx, act, p.weight("mlp.down_proj.weight"), x); // [N, d]
+  // [N, d]; without save x is consumed (overwritten as out, or released).
+  const out = linearPlusResidual(ctx, act, p.weight("mlp.down_proj.weight"), x, undefined, {
+    consume: !save,
+  });
   if (!save) {
     for (const t of [rstd, g, gate, up, act]) t.release();
     return { out, saved: null };

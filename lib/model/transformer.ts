@@ -215,8 +215,7 @@ export function forward(
       save: train,
       cache: slot,
     });
-    if (saved) layers.push(saved); // it owns x now
-    else x.release();
+    if (saved) layers.push(saved); // it owns x now (without save the layer consumed x)
     x = out;
   }
 

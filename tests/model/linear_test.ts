@@ -85,3 +85,39 @@ Deno.test("linearPlusResidual: the bits of linear + add, fused or not, with fewe
     for (const t of [chunked, ...chunkTensors]) t.release();
   }
 });
+
+Deno.test("linearPlusResidual: consuming the residual gives the same bits, in place where fused", async () => {
+  const ctx = await testGpu();
+  const rng = new Rng(12);
+  // 64 rows: fused (accumulates into the residual itself); 48 on lavapipe: linear + add, the
+  // residual released; a bias: linear + add everywhere.
+  for (const [rows, inputs, outputs] of [[64, 96, 384], [48, 64, 256], [7, 5, 3]]) {
+    for (const withBias of [false, true]) {
+      const what = `${rows} × ${inputs} → ${outputs}${withBias ? " with a bias" : ""}`;
+      const x = random(ctx, rng, [rows, inputs]);
+      const w = random(ctx, rng, [outputs, inputs]);
+      const bias = withBias ? random(ctx, rng, [outputs]) : undefined;
+      const residual = random(ctx, rng, [rows, outputs]);
+      const whole: ChunkedWeight = [{ rowStart: 0, tensor: w }];
+      const kept = linearPlusResidual(ctx, x, whole, residual, bias);
+      // Count the buffer copies the consuming call records.
+      let copies = 0;
+      const copy = ctx.copy;
+      ctx.copy = (...args) => {
+        copies++;
+        return copy.apply(ctx, args);
+      };
+      const consumed = linearPlusResidual(ctx, x, whole, residual, bias, { consume: true });
+      ctx.copy = copy;
+      const [a, b] = await ctx.readMany([kept, consumed]);
+      assertBitEqual(b, a, what);
+      if (consumed === residual) {
+        assert(!residual.released, `${what}: the sum is the residual itself`);
+        assert(copies === 0, `${what}: no copy of the residual`);
+      } else {
+        assert(residual.released, `${what}: a residual not used as the sum is released`);
+      }
+      for (const t of [x, w, bias, kept, consumed]) t?.release();
+    }
+  }
+});
