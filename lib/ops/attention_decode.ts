@@ -241,8 +241,9 @@ function splitThreads(
   heads: number,
   asked: number | undefined,
 ): number {
-  if (asked !== undefined && (!Number.isInteger(asked) || asked < 1)) {
-    throw new Error(`${OP}: threads ${asked} must be a positive integer`);
+  const most = ctx.limits.maxComputeInvocationsPerWorkgroup;
+  if (asked !== undefined && (!Number.isInteger(asked) || asked < 1 || asked > most)) {
+    throw new Error(`${OP}: threads ${asked} must be an integer in 1..${most}`);
   }
   const limit = ctx.limits.maxComputeWorkgroupStorageSize;
   const fits = (t: number) => workgroupBytes(t, heads, dims.headDim) <= limit;

@@ -83,7 +83,6 @@ function join(dir: string, name: string): string {
   return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
 }
 
-/** Whether a path exists (false for "not found", a one-line UserError for anything else). */
 /** What differs between the adapter and kernel profile a run last ran on and `adapter`. */
 function adapterChange(previous: RunInfo, adapter: AdapterSummary): string | null {
   const last = previous.resumes?.at(-1);
@@ -97,6 +96,7 @@ function adapterChange(previous: RunInfo, adapter: AdapterSummary): string | nul
   return changes.length === 0 ? null : changes.join(", ");
 }
 
+/** Whether a path exists (false for "not found", a one-line UserError for anything else). */
 export async function pathExists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);

@@ -252,6 +252,13 @@ Deno.test("attention_decode: explicit variants refuse what they cannot run, allo
     { name: "rows with threads", dims: dims(2, 5, 5, 2, 1, 8), variant: "rows", threads: 8 },
     "threads only shape the split variant",
   );
+  const most = ctx.limits.maxComputeInvocationsPerWorkgroup;
+  for (const threads of [0, 2.5, most + 1]) {
+    await refuse(
+      { name: `threads ${threads}`, dims: dims(2, 5, 5, 2, 1, 8), threads },
+      `threads ${threads} must be an integer in 1..${most}`,
+    );
+  }
 });
 
 Deno.test("attention_decode: long caches stay inside llvmpipe's loop limit or are refused", async () => {
