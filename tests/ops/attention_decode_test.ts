@@ -110,6 +110,14 @@ async function runGpu(ctx: GpuContext, c: Case, x: ReturnType<typeof inputs>) {
   return { got, forward };
 }
 
+/** Runs case c on the inputs of `seed` and checks it against the reference. */
+async function assertMatchesReference(ctx: GpuContext, c: Case, seed: number) {
+  const x = inputs(c, seed);
+  const { got } = await runGpu(ctx, c, x);
+  const want = ref.attentionDecode(x.q, x.k, x.v, x.mask, c.dims, { scale: c.scale });
+  assertClose(got, want, c.tolerance ?? TOLERANCE, `${c.name}: vs reference`);
+}
+
 const CASES: Case[] = [
   { name: "B=1 length=1 maxLen=1 D=4 single head", dims: dims(1, 1, 1, 1, 1, 4) },
   { name: "B=1 length=1 of maxLen=6, D=8 MHA", dims: dims(1, 6, 1, 2, 2, 8) },
@@ -272,10 +280,7 @@ Deno.test("attention_decode: long caches stay inside llvmpipe's loop limit or ar
     variant: "rows",
     skipForward: true,
   };
-  const x = inputs(fits, 3);
-  const { got } = await runGpu(ctx, fits, x);
-  const want = ref.attentionDecode(x.q, x.k, x.v, x.mask, fits.dims, {});
-  assertClose(got, want, TOLERANCE, fits.name);
+  await assertMatchesReference(ctx, fits, 3);
   const long: Case = {
     name: "rows, 3,440 keys",
     dims: dims(1, 3440, 3440, 1, 1, 128),
@@ -292,16 +297,9 @@ Deno.test("attention_decode: long caches stay inside llvmpipe's loop limit or ar
     dims: dims(1, 40000, 40000, 2, 1, 128),
     skipForward: true,
   };
-  const y = inputs(split, 4);
-  const splitGot = (await runGpu(ctx, split, y)).got;
-  assertClose(
-    splitGot,
-    ref.attentionDecode(y.q, y.k, y.v, y.mask, split.dims, {}),
-    TOLERANCE,
-    split.name,
-  );
+  await assertMatchesReference(ctx, split, 4);
   await assertUserError(
-    () => runGpu(ctx, { ...split, threads: 8 }, y),
+    () => runGpu(ctx, { ...split, threads: 8 }, inputs(split, 4)),
     ["attentionDecode: a cache of 40000 keys at head dim 128 (8 threads)", "llvmpipe stops"],
     "split over 40,000 keys with 8 threads",
   );
@@ -316,9 +314,7 @@ Deno.test("attention_decode: the rows variant's grid spills into y past 65,535 w
     variant: "rows",
     skipForward: true,
   };
-  const x = inputs(c, 5);
-  const { got } = await runGpu(ctx, c, x);
-  assertClose(got, ref.attentionDecode(x.q, x.k, x.v, x.mask, c.dims, {}), TOLERANCE, c.name);
+  await assertMatchesReference(ctx, c, 5);
 });
 
 Deno.test("attention_decode: a query that sees no key outputs zeros", async () => {
