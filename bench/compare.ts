@@ -354,7 +354,7 @@ async function runRmt(models: Record<string, string>) {
   }
   const options = { quick, steps, runs };
   return {
-    adapter: { name: ctx.adapter.name, backend: ctx.adapter.backend },
+    adapter: { name: ctx.adapter.name, backend: ctx.adapter.backend, kernels: ctx.adapter.kernels },
     matmul,
     train_step: await benchTrainStep(ctx, models, options),
     generation: await benchGeneration(ctx, models, options),
@@ -400,7 +400,7 @@ if (import.meta.main) {
     console.log(
       `rmt ${VERSION} vs PyTorch ${torchReport?.torch ?? "(not run)"}, ${report.date}\n` +
         `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB; ` +
-        `adapter: ${rmt.adapter.name}; load average ${machine.loadAverage} → ` +
+        `adapter: ${rmt.adapter.name} (${rmt.adapter.kernels} kernels); load average ${machine.loadAverage} → ` +
         `${report.machine.loadAverageAfter}\n` +
         `CPU share taken by other processes while each side ran: ` +
         `rmt ${rmtRun.load.othersCpuShare}, PyTorch ${torchRun.load.othersCpuShare}\n`,
